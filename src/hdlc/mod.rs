@@ -1,0 +1,1 @@
+//! RFC 1662 asynchronous HDLC-like framing (in progress).

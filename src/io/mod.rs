@@ -1,0 +1,1 @@
+//! tokio drivers: the only place where sockets, ttys and timers live.

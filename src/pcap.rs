@@ -1,0 +1,1 @@
+//! A minimal pcap writer (in progress).

@@ -1,0 +1,1 @@
+//! PPP frames and control packets (in progress).

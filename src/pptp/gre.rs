@@ -1,0 +1,1 @@
+//! Enhanced GRE (in progress).

@@ -1,0 +1,1 @@
+//! PPTP control messages (in progress).

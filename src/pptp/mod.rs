@@ -1,0 +1,4 @@
+//! PPTP (RFC 2637): control messages and enhanced GRE.
+
+pub mod gre;
+pub mod message;
