@@ -16,6 +16,8 @@ mod macros;
 
 pub mod hdlc;
 pub mod io;
+pub mod mppc;
+pub mod mppe;
 pub mod pcap;
 pub mod ppp;
 pub mod pptp;

@@ -1,1 +1,4 @@
 //! tokio drivers: the only place where sockets, ttys and timers live.
+
+pub mod hdlc_codec;
+pub mod pptp_codec;

@@ -1,0 +1,1 @@
+//! tokio-util codec adapter for the HDLC framer (in progress).

@@ -1,0 +1,1 @@
+//! tokio-util codec adapter for the PPTP control stream (in progress).

@@ -1,0 +1,1 @@
+//! MPPC compression (RFC 2118) (in progress).

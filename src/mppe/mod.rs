@@ -1,0 +1,1 @@
+//! MPPE encryption (RFC 3078/3079) (in progress).
