@@ -1,1 +1,0 @@
-//! PPP frames and control packets (in progress).
