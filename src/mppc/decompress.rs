@@ -1,0 +1,566 @@
+//! The MPPC decompressor: untrusted bitstream in, octets out of the history buffer.
+
+use super::bits::BitReader;
+use super::{MppcError, PacketFlags, HISTORY_SIZE};
+
+/// Receive side of one MPPC direction: the 8192-octet history and its write position.
+///
+/// See the module documentation for the history model and the safety contract.
+pub struct Decompressor {
+    hist: Box<[u8; HISTORY_SIZE]>,
+    /// Next write position; `hist[..pos]` is the history copy tuples may refer to.
+    pos: usize,
+    /// Set by an error or [`reset`](Self::reset): drop packets until one is FLUSHED.
+    need_flush: bool,
+    /// Holds uncompressed packets too large for the history (no copy tuple can refer to them).
+    spill: Vec<u8>,
+}
+
+impl Default for Decompressor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for Decompressor {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Decompressor")
+            .field("pos", &self.pos)
+            .field("need_flush", &self.need_flush)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Decompressor {
+    /// A decompressor with an empty history, in step with a new [`super::Compressor`].
+    pub fn new() -> Self {
+        Decompressor {
+            hist: Box::new([0; HISTORY_SIZE]),
+            pos: 0,
+            need_flush: false,
+            spill: Vec::new(),
+        }
+    }
+
+    /// Decompresses one packet given the header flags.
+    ///
+    /// Returns the decompressed octets (a slice of the history, no copy). After an error the
+    /// state is "needs flush": every packet fails with [`MppcError::NeedFlush`] until one
+    /// carries [`PacketFlags::FLUSHED`]; the caller sends a CCP Reset-Request. Uncompressed
+    /// packets (no C bit) are copied into the history too and returned.
+    pub fn decompress(&mut self, flags: PacketFlags, input: &[u8]) -> Result<&[u8], MppcError> {
+        // RFC 2118 section 3.1, bit A: "the receiving peer must initialize its history buffer
+        // before decompressing the packet".
+        if flags.contains(PacketFlags::FLUSHED) {
+            self.pos = 0;
+            self.need_flush = false;
+        }
+        if self.need_flush {
+            return Err(MppcError::NeedFlush);
+        }
+        // Bit B: "used to tell the decompressor to set its history pointer to the beginning
+        // of the history buffer".
+        if flags.contains(PacketFlags::AT_FRONT) {
+            self.pos = 0;
+        }
+        let start = self.pos;
+        if flags.contains(PacketFlags::COMPRESSED) {
+            match decode(&mut self.hist, start, input) {
+                Ok(end) => {
+                    self.pos = end;
+                    Ok(self.hist.get(start..end).unwrap_or_default())
+                }
+                Err(e) => {
+                    self.need_flush = true;
+                    Err(e)
+                }
+            }
+        } else {
+            self.store_uncompressed(input)
+        }
+    }
+
+    /// Puts an uncompressed packet into the history (at the front if it does not fit at the
+    /// current position) and returns it.
+    fn store_uncompressed(&mut self, input: &[u8]) -> Result<&[u8], MppcError> {
+        if input.len() > HISTORY_SIZE {
+            // Larger than the history: no later packet can refer to it, and a conforming
+            // sender flushes after it anyway (section 3.1: expansion resets the history).
+            self.pos = 0;
+            self.spill.clear();
+            self.spill.extend_from_slice(input);
+            return Ok(&self.spill);
+        }
+        if self.pos + input.len() > HISTORY_SIZE {
+            self.pos = 0;
+        }
+        let start = self.pos;
+        let end = start + input.len();
+        match self.hist.get_mut(start..end) {
+            Some(dst) => dst.copy_from_slice(input),
+            None => return Err(MppcError::OutputOverflow),
+        }
+        self.pos = end;
+        Ok(self.hist.get(start..end).unwrap_or_default())
+    }
+
+    /// Forgets the history and drops packets until one carries [`PacketFlags::FLUSHED`].
+    ///
+    /// Call when the packet stream is known to be broken (a lost packet detected by the MPPE
+    /// coherency count), together with sending a CCP Reset-Request.
+    pub fn reset(&mut self) {
+        self.pos = 0;
+        self.need_flush = true;
+    }
+
+    /// Whether packets are being dropped until one carries [`PacketFlags::FLUSHED`].
+    pub fn needs_flush(&self) -> bool {
+        self.need_flush
+    }
+}
+
+/// Decodes `input` into `hist` from position `start`; returns the end position.
+fn decode(hist: &mut [u8; HISTORY_SIZE], start: usize, input: &[u8]) -> Result<usize, MppcError> {
+    let mut r = BitReader::new(input);
+    let mut pos = start;
+    loop {
+        r.refill();
+        let avail = r.available();
+        // Every symbol is at least 8 bits long; fewer left is the final octet's padding.
+        if avail < 8 {
+            return Ok(pos);
+        }
+        let bits = r.peek();
+        if bits >> 63 == 0 {
+            // 0xxxxxxx: literal 0x00..=0x7f.
+            let b = (bits >> 56) as u8;
+            *hist.get_mut(pos).ok_or(MppcError::OutputOverflow)? = b;
+            pos += 1;
+            r.consume(8);
+            continue;
+        }
+        if bits >> 62 == 0b10 {
+            // 10xxxxxxx: literal 0x80..=0xff.
+            if avail < 9 {
+                return Err(MppcError::Truncated);
+            }
+            let b = 0x80 | ((bits >> 55) as u8 & 0x7f);
+            *hist.get_mut(pos).ok_or(MppcError::OutputOverflow)? = b;
+            pos += 1;
+            r.consume(9);
+            continue;
+        }
+        // Copy tuple: offset class from the prefix.
+        let (offset, obits) = if bits >> 61 == 0b110 {
+            (320 + ((bits >> 48) as usize & 0x1fff), 16)
+        } else if bits >> 60 == 0b1110 {
+            (64 + ((bits >> 52) as usize & 0xff), 12)
+        } else {
+            ((bits >> 54) as usize & 0x3f, 10)
+        };
+        // Length of match: k leading ones, a zero, then k+1 low bits of the length.
+        let rest = bits << obits;
+        let ones = rest.leading_ones();
+        let (len, lbits) = if ones == 0 {
+            (3, 1)
+        } else if ones < 12 {
+            let n = ones + 1;
+            let low = (rest << n) >> (64 - n);
+            ((1usize << n) | low as usize, 2 * n)
+        } else {
+            // Only possible if the stream holds 12+ ones here (padding and the end of the
+            // input read as zeros), i.e. no valid length code.
+            return if obits + 12 > avail {
+                Err(MppcError::Truncated)
+            } else {
+                Err(MppcError::BadLength)
+            };
+        };
+        if obits + lbits > avail {
+            return Err(MppcError::Truncated);
+        }
+        r.consume(obits + lbits);
+        // "Initialized history that has not been used for compressing data must not be
+        // referred to in the compressed packets" (RFC 2118 section 3.1): the offset must
+        // stay within what has been written since the last flush or restart.
+        if offset == 0 || offset > pos {
+            return Err(MppcError::BadOffset {
+                offset,
+                available: pos,
+            });
+        }
+        let end = pos + len;
+        if end > HISTORY_SIZE {
+            return Err(MppcError::OutputOverflow);
+        }
+        copy_match(hist, pos - offset, pos, len);
+        pos = end;
+    }
+}
+
+/// LZ77 copy of `len` octets from `src` to `dst` (`src < dst`, `dst + len <= HISTORY_SIZE`).
+/// When the ranges overlap the copy repeats the `dst - src` octets before `dst`, as a
+/// byte-by-byte copy would.
+#[inline(always)]
+fn copy_match(hist: &mut [u8; HISTORY_SIZE], src: usize, mut dst: usize, len: usize) {
+    let end = dst + len;
+    if dst - src >= len {
+        hist.copy_within(src..src + len, dst);
+        return;
+    }
+    if dst - src == 1 {
+        let b = hist.get(src).copied().unwrap_or(0);
+        if let Some(run) = hist.get_mut(dst..end) {
+            run.fill(b);
+        }
+        return;
+    }
+    // Overlapping: `hist[src..dst]` is one period; each copy doubles what can be copied next.
+    while dst < end {
+        let n = (dst - src).min(end - dst);
+        hist.copy_within(src..src + n, dst);
+        dst += n;
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    /// Builds a packet from bit strings such as "0110 0001" (spaces ignored), padding the last
+    /// octet with zero bits. The bit strings are written by hand from the RFC 2118 tables.
+    fn bits(parts: &[&str]) -> Vec<u8> {
+        let s: String = parts
+            .concat()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let mut out = Vec::new();
+        for chunk in s.as_bytes().chunks(8) {
+            let mut b = 0u8;
+            for (i, c) in chunk.iter().enumerate() {
+                match c {
+                    b'0' => {}
+                    b'1' => b |= 0x80 >> i,
+                    _ => panic!("bad bit {c}"),
+                }
+            }
+            out.push(b);
+        }
+        out
+    }
+
+    fn c() -> PacketFlags {
+        PacketFlags::COMPRESSED
+    }
+
+    fn decode_fresh(packet: &[u8]) -> Result<Vec<u8>, MppcError> {
+        let mut d = Decompressor::new();
+        d.decompress(PacketFlags::FLUSHED | c(), packet)
+            .map(<[u8]>::to_vec)
+    }
+
+    #[test]
+    fn literal_below_0x80() {
+        // 'a' = 0x61 -> 0110 0001
+        assert_eq!(decode_fresh(&bits(&["01100001"])).unwrap(), b"a");
+    }
+
+    #[test]
+    fn literal_0x80_and_above() {
+        // 0xC8 -> 10 + low 7 bits 1001000; 0x80 -> 10 0000000; 0xFF -> 10 1111111
+        let p = bits(&["10 1001000", "10 0000000", "10 1111111"]);
+        assert_eq!(decode_fresh(&p).unwrap(), [0xc8, 0x80, 0xff]);
+    }
+
+    #[test]
+    fn copy_offset_1_len_3() {
+        // 'a', then copy offset 1 (1111 000001) length 3 (0): "aaaa"
+        let p = bits(&["01100001", "1111 000001", "0"]);
+        assert_eq!(decode_fresh(&p).unwrap(), b"aaaa");
+    }
+
+    #[test]
+    fn copy_offset_63_len_4() {
+        // 63 literals 0x00..0x3e, then offset 63 (1111 111111), length 4 (10 00).
+        let mut parts: Vec<String> = (0..63u8).map(|b| format!("{b:08b}")).collect();
+        parts.push("1111 111111".into());
+        parts.push("10 00".into());
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let out = decode_fresh(&bits(&refs)).unwrap();
+        let mut want: Vec<u8> = (0..63).collect();
+        want.extend_from_slice(&[0, 1, 2, 3]);
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn copy_offset_64_len_8_and_offset_319_len_15() {
+        // 319 literals (values i % 0x80), then offset 64 (1110 00000000) length 8 (110 000),
+        // then offset 319 (1110 11111111) length 15 (110 111).
+        let lits: Vec<u8> = (0..319u32).map(|i| (i % 0x80) as u8).collect();
+        let mut parts: Vec<String> = lits.iter().map(|b| format!("{b:08b}")).collect();
+        parts.push("1110 00000000".into());
+        parts.push("110 000".into());
+        parts.push("1110 11111111".into());
+        parts.push("110 111".into());
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let out = decode_fresh(&bits(&refs)).unwrap();
+        let mut want = lits.clone();
+        for _ in 0..8 {
+            want.push(want[want.len() - 64]);
+        }
+        for _ in 0..15 {
+            want.push(want[want.len() - 319]);
+        }
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn copy_offset_320_len_16_and_long_lengths() {
+        // 320 literals, then offset 320 (110 0000000000000) length 16 (1110 0000),
+        // then offset 1 (1111 000001) with each longer length class:
+        // 32 (11110 00000), 64 (111110 000000), 127 (111110 111111), 128 (1111110 0000000),
+        // 256 (11111110 00000000), 512 (111111110 000000000), 1024 (1111111110 0000000000),
+        // 2048 (11111111110 00000000000).
+        let lits: Vec<u8> = (0..320u32).map(|i| ((i * 7) % 0x80) as u8).collect();
+        let mut parts: Vec<String> = lits.iter().map(|b| format!("{b:08b}")).collect();
+        parts.push("110 0000000000000".into());
+        parts.push("1110 0000".into());
+        let long = [
+            (32, "11110 00000"),
+            (64, "111110 000000"),
+            (127, "111110 111111"),
+            (128, "1111110 0000000"),
+            (256, "11111110 00000000"),
+            (512, "111111110 000000000"),
+            (1024, "1111111110 0000000000"),
+            (2048, "11111111110 00000000000"),
+        ];
+        for (_, code) in long {
+            parts.push("1111 000001".into());
+            parts.push(code.into());
+        }
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let out = decode_fresh(&bits(&refs)).unwrap();
+        let mut want = lits.clone();
+        want.extend_from_slice(&lits[..16]);
+        let last = *want.last().unwrap();
+        for (n, _) in long {
+            want.extend(std::iter::repeat(last).take(n));
+        }
+        assert_eq!(out.len(), want.len());
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn copy_offset_4096_len_4096() {
+        // 4096 literals, then offset 4096 (110 + 13 bits of 4096 - 320 = 3776 = 0111011000000)
+        // with length 4096 (111111111110 000000000000): a full 8192-octet packet.
+        let lits: Vec<u8> = (0..4096u32)
+            .map(|i| ((i ^ (i >> 7)) % 0x80) as u8)
+            .collect();
+        let mut parts: Vec<String> = lits.iter().map(|b| format!("{b:08b}")).collect();
+        parts.push("110 0111011000000".into());
+        parts.push("111111111110 000000000000".into());
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let out = decode_fresh(&bits(&refs)).unwrap();
+        assert_eq!(out.len(), 8192);
+        assert_eq!(&out[..4096], &lits[..]);
+        assert_eq!(&out[4096..], &lits[..]);
+    }
+
+    /// In a linear 8192-octet history a copy (at least 3 octets) must end by position 8192,
+    /// so the largest usable offset is 8189; offsets 8190 and 8191 encode fine but always
+    /// reach before the valid history. Both are checked across two packets.
+    #[test]
+    fn largest_offsets_across_packets() {
+        let lits: Vec<u8> = (0..8186u32).map(|i| ((i * 5) % 0x80) as u8).collect();
+        let parts: Vec<String> = lits.iter().map(|b| format!("{b:08b}")).collect();
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let first = bits(&refs);
+
+        // Packet 2: literals 'x' 'y' 'z' (history now 8189 octets), then offset 8191
+        // (110 + 13 bits of 7871 = 1111010111111) length 3.
+        let mut d = Decompressor::new();
+        assert_eq!(
+            d.decompress(PacketFlags::FLUSHED | c(), &first).unwrap(),
+            &lits[..]
+        );
+        let p2 = bits(&["01111000", "01111001", "01111010", "110 1111010111111", "0"]);
+        assert_eq!(
+            d.decompress(c(), &p2),
+            Err(MppcError::BadOffset {
+                offset: 8191,
+                available: 8189
+            })
+        );
+        assert!(d.needs_flush());
+        assert_eq!(
+            d.decompress(c(), &bits(&["01100001"])),
+            Err(MppcError::NeedFlush)
+        );
+
+        // Offset 8189 (110 + 13 bits of 7869 = 1111010111101) length 3 reaches the oldest
+        // octets, written by the previous packet.
+        let mut d = Decompressor::new();
+        d.decompress(PacketFlags::FLUSHED | c(), &first).unwrap();
+        let p2 = bits(&["01111000", "01111001", "01111010", "110 1111010111101", "0"]);
+        let out = d.decompress(c(), &p2).unwrap();
+        assert_eq!(out, [b'x', b'y', b'z', lits[0], lits[1], lits[2]]);
+    }
+
+    #[test]
+    fn every_length_class_boundary() {
+        // For each class the lowest and highest length, written from the RFC table:
+        // prefix of (k-1) ones and a zero, then the k low bits of the length.
+        let cases: &[(usize, &str)] = &[
+            (3, "0"),
+            (4, "10 00"),
+            (7, "10 11"),
+            (8, "110 000"),
+            (15, "110 111"),
+            (16, "1110 0000"),
+            (31, "1110 1111"),
+            (32, "11110 00000"),
+            (63, "11110 11111"),
+            (64, "111110 000000"),
+            (127, "111110 111111"),
+            (128, "1111110 0000000"),
+            (255, "1111110 1111111"),
+            (256, "11111110 00000000"),
+            (511, "11111110 11111111"),
+            (512, "111111110 000000000"),
+            (1023, "111111110 111111111"),
+            (1024, "1111111110 0000000000"),
+            (2047, "1111111110 1111111111"),
+            (2048, "11111111110 00000000000"),
+            (4095, "11111111110 11111111111"),
+            (4096, "111111111110 000000000000"),
+            (4097, "111111111110 000000000001"),
+            (8190, "111111111110 111111111110"),
+            (8191, "111111111110 111111111111"),
+        ];
+        for &(len, code) in cases {
+            // 'a' then an offset-1 copy of `len`: 1 + 8191 fills the history exactly.
+            let p = bits(&["01100001", "1111 000001", code]);
+            let out = decode_fresh(&p).unwrap_or_else(|e| panic!("len {len}: {e}"));
+            assert_eq!(out.len(), 1 + len, "len {len}");
+            assert!(out.iter().all(|&b| b == b'a'), "len {len}");
+        }
+        // One literal more than the history holds.
+        let p = bits(&[
+            "01100001",
+            "1111 000001",
+            "111111111110 111111111111",
+            "01100001",
+        ]);
+        assert_eq!(
+            decode_fresh(&p).map(|v| v.len()),
+            Err(MppcError::OutputOverflow)
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        // Offset 0.
+        let p = bits(&["01100001", "1111 000000", "0"]);
+        assert!(matches!(
+            decode_fresh(&p),
+            Err(MppcError::BadOffset { offset: 0, .. })
+        ));
+        // Copy with nothing in the history.
+        let p = bits(&["1111 000001", "0"]);
+        assert_eq!(
+            decode_fresh(&p),
+            Err(MppcError::BadOffset {
+                offset: 1,
+                available: 0
+            })
+        );
+        // Thirteen ones where a length code should be.
+        let p = bits(&["01100001", "1111 000001", "1111111111111", "000"]);
+        assert_eq!(decode_fresh(&p), Err(MppcError::BadLength));
+        // Truncated 9-bit literal: "10" + 6 bits, then the input ends... 8 bits left is
+        // "10xxxxxx" which needs 9.
+        assert_eq!(decode_fresh(&[0b1010_1010]), Err(MppcError::Truncated));
+        // Truncated copy tuple (offset class 110 needs 16 bits).
+        assert_eq!(
+            decode_fresh(&[0b1100_0000, 0x00]),
+            Err(MppcError::Truncated)
+        );
+        // Fewer than 8 bits of padding: nothing.
+        assert_eq!(decode_fresh(&[]).unwrap(), b"");
+        // Output overflow: 'a' then 8191 copied = 8192... plus one more.
+        let p = bits(&[
+            "01100001",
+            "1111 000001",
+            "111111111110 111111111110",
+            "01100001",
+            "01100001",
+        ]);
+        assert_eq!(decode_fresh(&p), Err(MppcError::OutputOverflow));
+    }
+
+    #[test]
+    fn flushed_packet_resynchronises() {
+        let mut d = Decompressor::new();
+        d.decompress(c(), &bits(&["01100001"])).unwrap();
+        d.reset();
+        assert!(d.needs_flush());
+        assert_eq!(
+            d.decompress(c(), &bits(&["01100010"])),
+            Err(MppcError::NeedFlush)
+        );
+        assert_eq!(
+            d.decompress(PacketFlags::empty(), b"raw"),
+            Err(MppcError::NeedFlush)
+        );
+        // A FLUSHED packet starts over: offset 1 with history from before the reset fails.
+        let p = bits(&["1111 000001", "0"]);
+        assert!(d.decompress(PacketFlags::FLUSHED | c(), &p).is_err());
+        let out = d
+            .decompress(
+                PacketFlags::FLUSHED | c(),
+                &bits(&["01100011", "1111 000001", "0"]),
+            )
+            .unwrap();
+        assert_eq!(out, b"cccc");
+        assert!(!d.needs_flush());
+    }
+
+    #[test]
+    fn at_front_restarts_the_history_pointer() {
+        let mut d = Decompressor::new();
+        d.decompress(PacketFlags::FLUSHED | c(), &bits(&["01100001", "01100010"]))
+            .unwrap();
+        // B: writes from position 0; offset 2 now reaches before the front.
+        let p = bits(&["01111000", "1111 000010", "0"]);
+        assert!(matches!(
+            d.decompress(PacketFlags::AT_FRONT | c(), &p),
+            Err(MppcError::BadOffset {
+                offset: 2,
+                available: 1
+            })
+        ));
+        // Without B, the same packet refers to 'a' 'b' before it.
+        let mut d = Decompressor::new();
+        d.decompress(PacketFlags::FLUSHED | c(), &bits(&["01100001", "01100010"]))
+            .unwrap();
+        assert_eq!(d.decompress(c(), &p).unwrap(), b"xbxb");
+    }
+
+    #[test]
+    fn uncompressed_packets_join_the_history() {
+        let mut d = Decompressor::new();
+        assert_eq!(
+            d.decompress(PacketFlags::empty(), b"hello").unwrap(),
+            b"hello"
+        );
+        // offset 5 length 5 repeats it.
+        let out = d.decompress(c(), &bits(&["1111 000101", "10 01"])).unwrap();
+        assert_eq!(out, b"hello");
+        // Larger than the history: returned whole, history restarted.
+        let big: Vec<u8> = (0..9000u32).map(|i| i as u8).collect();
+        assert_eq!(d.decompress(PacketFlags::FLUSHED, &big).unwrap(), &big[..]);
+    }
+}
