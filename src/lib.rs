@@ -16,6 +16,7 @@ mod macros;
 
 pub mod hdlc;
 pub mod io;
+pub mod modem;
 pub mod mppc;
 pub mod mppe;
 pub mod pcap;
