@@ -15,5 +15,6 @@
     )
 )]
 
+pub mod auth;
 pub mod fsm;
 pub mod packet;
