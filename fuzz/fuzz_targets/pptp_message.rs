@@ -1,7 +1,40 @@
 #![no_main]
+//! Parses arbitrary bytes as one PPTP control message, and feeds the same bytes through the
+//! stream splitter whole and in chunks (sizes taken from the first byte); both must agree.
 use libfuzzer_sys::fuzz_target;
+use pptp_nas::pptp::message::{ControlItem, ControlStream, Message};
 
-// Placeholder until the codec lands; replaced by the real target.
+fn split(chunks: &mut dyn Iterator<Item = &[u8]>) -> (Vec<ControlItem>, Option<String>) {
+    let mut s = ControlStream::new();
+    let mut items = Vec::new();
+    for chunk in chunks {
+        s.handle_bytes(chunk);
+        loop {
+            match s.poll_item() {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => break,
+                Err(e) => return (items, Some(e.to_string())),
+            }
+        }
+    }
+    (items, None)
+}
+
 fuzz_target!(|data: &[u8]| {
-    let _ = pptp_nas::wire::Reader::new(data).rest();
+    if let Ok(m) = Message::parse(data) {
+        // Whatever parses must emit to something that parses back to the same message.
+        let again = m.to_vec();
+        assert_eq!(again.len(), m.buffer_len());
+        assert_eq!(Message::parse(&again), Ok(m));
+        assert_eq!(Message::parse_strict(&again), Ok(m));
+    }
+    let _ = Message::parse_strict(data);
+
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let step = usize::from(first % 32) + 1;
+    let whole = split(&mut std::iter::once(rest));
+    let chunked = split(&mut rest.chunks(step));
+    assert_eq!(whole, chunked, "chunking changed the result (step {step})");
 });

@@ -1,1 +1,0 @@
-//! PPTP control messages (in progress).
