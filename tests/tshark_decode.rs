@@ -550,6 +550,24 @@ fn tshark_decodes_ppp_with_dir() {
         (20, "ppp.protocol", "0x00fd"),
     ]);
     assert_clean(&file);
+
+    // The same frames as LINKTYPE_PPP (9), without the direction octet.
+    let plain = dir.path("ppp9.pcap");
+    let mut w = PcapWriter::new(std::fs::File::create(&plain).unwrap(), LinkType::Ppp).unwrap();
+    let built = ppp_frames();
+    for (i, (_, frame)) in built.iter().enumerate() {
+        let ts = base + Duration::from_millis(10 * u64::try_from(i).unwrap());
+        w.write_packet(ts, frame).unwrap();
+    }
+    drop(w);
+    let got = tshark_fields(&plain, &["ppp.protocol", "ppp.code"]);
+    assert_eq!(got.len(), built.len());
+    for ((n, g), (_, f)) in got.iter().enumerate().zip(&built) {
+        let want = format!("0x{:04x}", u16::from(FrameRepr::parse(f).unwrap().protocol));
+        assert_eq!(g.get("ppp.protocol"), Some(&want), "frame {}", n + 1);
+    }
+    assert_eq!(got[0].get("ppp.code").map(String::as_str), Some("1"));
+    assert_clean(&plain);
 }
 
 /// The judge must be able to say no: a frame whose LCP Length runs past the end, written the

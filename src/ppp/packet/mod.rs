@@ -243,9 +243,9 @@ impl Protocol {
     /// Whether the Protocol field of this protocol may be sent as one octet under PFC.
     ///
     /// Only valid numbers below 0x0100 fit; everything else goes out in two octets. 0x00ff is
-    /// excluded too: compressed to `ff` and followed by an Information field starting with
-    /// `03`, it would read back as the Address and Control fields (IANA lists 0x00ff as
-    /// "reserved (compression inefficient)").
+    /// excluded too: RFC 1662 section 3.2 reserves it because, compressed to `ff` and followed
+    /// by an Information field starting with `03`, it would read back as the Address and
+    /// Control fields.
     pub fn is_compressible(self) -> bool {
         let n = u16::from(self);
         n < 0x00ff && Self::is_valid_number(n)
@@ -329,10 +329,9 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
     /// Whether the frame starts with the Address and Control fields (FF 03).
     ///
-    /// RFC 1661 section 6.6: "On reception, the Address and Control fields are decompressed
-    /// by examining the first two octets. If they contain the values 0xff and 0x03, they are
-    /// assumed to be the Address and Control fields. If not, it is assumed that the fields
-    /// were compressed and were not transmitted."
+    /// RFC 1662 section 3.2 decides this on reception by the first two octets alone: FF 03 are
+    /// the Address and Control fields, anything else means they were compressed away. The
+    /// first octet of a two-octet Protocol field is even, so it is never FF.
     pub fn has_address_control(&self) -> bool {
         self.buffer.as_ref().get(field::ADDRESS_CONTROL) == Some(&[ALL_STATIONS, UI][..])
     }
@@ -348,9 +347,12 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
     /// Length of the Protocol field: 1 if its first octet is odd (PFC), else 2.
     ///
-    /// RFC 1661 section 6.5: "The Protocol field is decompressed by examining the least
-    /// significant bit of the first octet; a value of 1 means that the protocol field was
-    /// compressed" (the ISO 3309 extension mechanism the Protocol field follows).
+    /// RFC 1661 section 6.5: "the Least Significant Bit (LSB) of each octet is used to
+    /// indicate extension of the Protocol field. A binary "0" as the LSB indicates that the
+    /// Protocol field continues with the following octet. The presence of a binary "1" as the
+    /// LSB marks the last octet of the Protocol field." PPP protocol numbers are at most two
+    /// octets, so a second even octet does not extend the field further: the number is then
+    /// invalid (see [`Frame::protocol_is_valid`]).
     pub fn protocol_len(&self) -> usize {
         match self.buffer.as_ref().get(self.protocol_offset()) {
             Some(b) if b & 1 == 1 => 1,
@@ -436,9 +438,10 @@ impl<'a> FrameRepr<'a> {
 
     /// Whether the Protocol field is sent as one octet under `compression`.
     ///
-    /// RFC 1661 section 6.5: "The Protocol field MUST NOT be compressed when sending any LCP
-    /// packet." LCP's number (c021) is not compressible anyway; numbers that are not valid
-    /// (section 2) are never compressed either, so the receiver sees them unchanged.
+    /// RFC 1661 section 6.5: "The Protocol field is never compressed when sending any LCP
+    /// packet. This rule guarantees unambiguous recognition of LCP packets." LCP's number
+    /// (c021) does not fit one octet anyway; numbers that are not valid (section 2) and 0x00ff
+    /// are never compressed either (see [`Protocol::is_compressible`]).
     pub fn sends_short_protocol(&self, compression: Compression) -> bool {
         compression.protocol && self.protocol.is_compressible()
     }
@@ -594,7 +597,7 @@ mod test {
         let f = Frame::new_checked(&[0xc0u8, 0x20, 1][..]).unwrap();
         assert!(!f.protocol_is_valid());
         assert_eq!(f.protocol(), Protocol::Unknown(0xc020));
-        // FF not followed by 03 is a compressed protocol field 0x00ff (section 6.6 note: the
+        // FF not followed by 03 is a compressed protocol field 0x00ff (RFC 1662 section 3.2: the
         // first octet of a two-octet Protocol field is never 0xff).
         let f = Frame::new_checked(&[0xffu8, 0x05][..]).unwrap();
         assert!(!f.has_address_control());
