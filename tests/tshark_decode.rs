@@ -2,20 +2,40 @@
 //! pcap writer, runs `tshark` on them, and checks that it decodes the fields we set and reports
 //! nothing malformed and no expert warnings.
 //!
+//! - `tshark_decodes_ppp_with_dir`: LCP (Configure-Request/Ack/Nak/Reject, Echo, Code-Reject,
+//!   Protocol-Reject, Terminate), PAP, CHAP (MD5-size challenge, MS-CHAPv2 response), CCP with
+//!   option 18 and IPCP address/DNS frames as LINKTYPE_PPP_WITH_DIR (204) and LINKTYPE_PPP (9).
+//! - `tshark_decodes_pptp_control_and_gre`: a raw-IP (101) capture of a TCP control connection
+//!   (handshake, all 15 PPTP control messages in both directions with consistent sequence
+//!   numbers, orderly close) and the call's PPP frames in enhanced GRE with and without
+//!   acknowledgments, plus an acknowledgment-only packet.
+//! - `tshark_flags_malformed_ppp`: the problem filter does match a malformed packet, so an
+//!   empty result means something.
+//!
 //! tshark is required: the test fails (it does not skip) when it is missing. `.ci/run` installs
 //! it.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use pptp_nas::pcap::{Direction, LinkType, PcapWriter};
+use pptp_nas::pcap::{gre_in_ipv4, Direction, Endpoint, LinkType, PcapWriter, TcpFlow, PPTP_PORT};
 use pptp_nas::ppp::packet::{
     CcpCode, CcpOption, ChapMessage, ChapRepr, Compression, ConfigureBuilder, ControlRepr,
     FrameRepr, IpcpOption, LcpCode, LcpMessage, LcpOption, LcpRepr, MppeBits, MsChapV2Response,
     NcpCode, Options, PapMessage, PapRepr, Protocol, RawOption,
+};
+use pptp_nas::pptp::gre::{GreRepr, SeqNumber};
+use pptp_nas::pptp::message::{
+    BearerCapabilities, BearerType, CallClearRequest, CallDisconnectNotify, CallDisconnectResult,
+    CallStatistics, EchoReply, EchoRequest, EchoResult, ErrorCode, FramingCapabilities,
+    FramingType, IncomingCallConnected, IncomingCallReply, IncomingCallRequest, IncomingCallResult,
+    Message, OutgoingCallReply, OutgoingCallRequest, OutgoingCallResult, SetLinkInfo,
+    StartControlConnectionReply, StartControlConnectionRequest, StartControlConnectionResult,
+    StopControlConnectionReply, StopControlConnectionRequest, StopControlConnectionResult,
+    StopReason, TextField, WanErrorNotify,
 };
 
 /// Checks that tshark runs, or fails the test with instructions.
@@ -590,4 +610,392 @@ fn tshark_flags_malformed_ppp() {
         .unwrap();
     drop(w);
     assert!(!tshark_filter(&file, PROBLEMS, false).trim().is_empty());
+}
+
+/// The PAC's Call ID for the session (peer of the PNS's).
+const PAC_CALL: u16 = 0x1234;
+/// The PNS's Call ID for the session.
+const PNS_CALL: u16 = 0x4000;
+
+/// The 15 PPTP control messages of a plausible session, each with the side that sends it
+/// (Client = the PAC, which opened the TCP connection; Server = the PNS on port 1723).
+fn pptp_messages() -> Vec<(Endpoint, Message)> {
+    let text = |s: &[u8]| TextField::new(s).unwrap();
+    let (pac_call, pns_call) = (PAC_CALL, PNS_CALL);
+    vec![
+        (
+            Endpoint::Client,
+            Message::StartControlConnectionRequest(StartControlConnectionRequest {
+                protocol_version: 0x0100,
+                framing_capabilities: FramingCapabilities::ASYNC | FramingCapabilities::SYNC,
+                bearer_capabilities: BearerCapabilities::ANALOG | BearerCapabilities::DIGITAL,
+                maximum_channels: 4,
+                firmware_revision: 0x0001,
+                host_name: text(b"pac.example"),
+                vendor: text(b"pptp-nas"),
+            }),
+        ),
+        (
+            Endpoint::Server,
+            Message::StartControlConnectionReply(StartControlConnectionReply {
+                protocol_version: 0x0100,
+                result: StartControlConnectionResult::Success,
+                error: ErrorCode::None,
+                framing_capabilities: FramingCapabilities::ASYNC,
+                bearer_capabilities: BearerCapabilities::ANALOG,
+                maximum_channels: 0,
+                firmware_revision: 0x0002,
+                host_name: text(b"pns.example"),
+                vendor: text(b"pptp-nas"),
+            }),
+        ),
+        (
+            Endpoint::Server,
+            Message::EchoRequest(EchoRequest {
+                identifier: 0xdead_beef,
+            }),
+        ),
+        (
+            Endpoint::Client,
+            Message::EchoReply(EchoReply {
+                identifier: 0xdead_beef,
+                result: EchoResult::Ok,
+                error: ErrorCode::None,
+            }),
+        ),
+        (
+            Endpoint::Client,
+            Message::IncomingCallRequest(IncomingCallRequest {
+                call_id: pac_call,
+                call_serial_number: 1,
+                call_bearer_type: BearerType::Analog,
+                physical_channel_id: 0,
+                dialed_number_length: 4,
+                dialing_number_length: 8,
+                dialed_number: text(b"5551"),
+                dialing_number: text(b"55501234"),
+                subaddress: text(b""),
+            }),
+        ),
+        (
+            Endpoint::Server,
+            Message::IncomingCallReply(IncomingCallReply {
+                call_id: pns_call,
+                peer_call_id: pac_call,
+                result: IncomingCallResult::Connect,
+                error: ErrorCode::None,
+                packet_recv_window_size: 64,
+                packet_transmit_delay: 0,
+            }),
+        ),
+        (
+            Endpoint::Client,
+            Message::IncomingCallConnected(IncomingCallConnected {
+                peer_call_id: pns_call,
+                connect_speed: 52000,
+                packet_recv_window_size: 16,
+                packet_transmit_delay: 0,
+                framing_type: FramingType::Async,
+            }),
+        ),
+        (
+            Endpoint::Server,
+            Message::SetLinkInfo(SetLinkInfo {
+                peer_call_id: pac_call,
+                send_accm: 0xffff_ffff,
+                receive_accm: 0,
+            }),
+        ),
+        (
+            Endpoint::Server,
+            Message::OutgoingCallRequest(OutgoingCallRequest {
+                call_id: pns_call + 1,
+                call_serial_number: 2,
+                minimum_bps: 2400,
+                maximum_bps: 56000,
+                bearer_type: BearerType::Any,
+                framing_type: FramingType::Either,
+                packet_recv_window_size: 64,
+                packet_processing_delay: 0,
+                phone_number_length: 7,
+                phone_number: text(b"5559876"),
+                subaddress: text(b""),
+            }),
+        ),
+        (
+            Endpoint::Client,
+            Message::OutgoingCallReply(OutgoingCallReply {
+                call_id: pac_call + 1,
+                peer_call_id: pns_call + 1,
+                result: OutgoingCallResult::Busy,
+                error: ErrorCode::None,
+                cause_code: 17,
+                connect_speed: 0,
+                packet_recv_window_size: 16,
+                packet_processing_delay: 0,
+                physical_channel_id: 1,
+            }),
+        ),
+        (
+            Endpoint::Client,
+            Message::WanErrorNotify(WanErrorNotify {
+                peer_call_id: pns_call,
+                crc_errors: 3,
+                framing_errors: 1,
+                hardware_overruns: 0,
+                buffer_overruns: 0,
+                timeout_errors: 2,
+                alignment_errors: 0,
+            }),
+        ),
+        (
+            Endpoint::Server,
+            Message::CallClearRequest(CallClearRequest { call_id: pns_call }),
+        ),
+        (
+            Endpoint::Client,
+            Message::CallDisconnectNotify(CallDisconnectNotify {
+                call_id: pac_call,
+                result: CallDisconnectResult::Request,
+                error: ErrorCode::None,
+                cause_code: 0,
+                call_statistics: CallStatistics::new(b"rx 10 tx 12").unwrap(),
+            }),
+        ),
+        (
+            Endpoint::Client,
+            Message::StopControlConnectionRequest(StopControlConnectionRequest {
+                reason: StopReason::None,
+            }),
+        ),
+        (
+            Endpoint::Server,
+            Message::StopControlConnectionReply(StopControlConnectionReply {
+                result: StopControlConnectionResult::Ok,
+                error: ErrorCode::None,
+            }),
+        ),
+    ]
+}
+
+/// What tshark must show for one record: (field, value), `None` meaning "absent".
+type Expect = Vec<(&'static str, Option<String>)>;
+
+fn some(v: impl ToString) -> Option<String> {
+    Some(v.to_string())
+}
+
+#[test]
+fn tshark_decodes_pptp_control_and_gre() {
+    require_tshark();
+    let dir = TempDir::new("pptp");
+    let file = dir.path("pptp.pcap");
+    let pac = Ipv4Addr::new(192, 0, 2, 1);
+    let pns = Ipv4Addr::new(192, 0, 2, 2);
+    let (client_isn, server_isn) = (0x1000_0000u32, 0xffff_ff00u32); // the server's wraps
+    let mut flow = TcpFlow::new(
+        SocketAddrV4::new(pac, 40001),
+        SocketAddrV4::new(pns, PPTP_PORT),
+        client_isn,
+        server_isn,
+    );
+    let mut records: Vec<(Vec<u8>, Expect)> = Vec::new();
+    for p in flow.handshake().unwrap() {
+        records.push((p, vec![("pptp.type", None)]));
+    }
+
+    // The control connection: each message in its own segment, in both directions, with
+    // relative TCP sequence numbers tshark must agree with.
+    let messages = pptp_messages();
+    let mut types = Vec::new();
+    for (from, msg) in &messages {
+        let bytes = msg.to_vec();
+        assert_eq!(Message::parse(&bytes).unwrap(), *msg);
+        let (own_isn, peer_isn, src) = match from {
+            Endpoint::Client => (client_isn, server_isn, pac),
+            Endpoint::Server => (server_isn, client_isn, pns),
+        };
+        let other = match from {
+            Endpoint::Client => Endpoint::Server,
+            Endpoint::Server => Endpoint::Client,
+        };
+        let rel_seq = flow.next_seq(*from).wrapping_sub(own_isn);
+        let rel_ack = flow.next_seq(other).wrapping_sub(peer_isn);
+        let control_type = u16::from(msg.control_type());
+        types.push(control_type);
+        let mut want: Expect = vec![
+            ("ip.src", some(src)),
+            (
+                "tcp.srcport",
+                some(if src == pac { 40001 } else { PPTP_PORT }),
+            ),
+            ("tcp.seq", some(rel_seq)),
+            ("tcp.ack", some(rel_ack)),
+            ("tcp.len", some(bytes.len())),
+            ("pptp.length", some(bytes.len())),
+            ("pptp.type", some(1)),
+            ("pptp.magic_cookie", some("0x1a2b3c4d")),
+            ("pptp.control_message_type", some(control_type)),
+        ];
+        match msg {
+            Message::StartControlConnectionRequest(m) => {
+                want.push(("pptp.host_name", some(m.host_name.to_string_lossy())));
+                want.push(("pptp.vendor_name", some(m.vendor.to_string_lossy())));
+                want.push(("pptp.maximum_channels", some(m.maximum_channels)));
+            }
+            Message::StartControlConnectionReply(m) => {
+                want.push(("pptp.host_name", some(m.host_name.to_string_lossy())));
+                want.push(("pptp.control_result", some(u8::from(m.result))));
+            }
+            Message::EchoRequest(m) => want.push(("pptp.identifier", some(m.identifier))),
+            Message::EchoReply(m) => {
+                want.push(("pptp.identifier", some(m.identifier)));
+                want.push(("pptp.echo_result", some(u8::from(m.result))));
+            }
+            Message::IncomingCallRequest(m) => {
+                want.push(("pptp.call_id", some(m.call_id)));
+                want.push(("pptp.call_serial_number", some(m.call_serial_number)));
+                want.push((
+                    "pptp.dialing_number",
+                    some(m.dialing_number.to_string_lossy()),
+                ));
+            }
+            Message::IncomingCallReply(m) => {
+                want.push(("pptp.call_id", some(m.call_id)));
+                want.push(("pptp.peer_call_id", some(m.peer_call_id)));
+                want.push(("pptp.in_result", some(u8::from(m.result))));
+            }
+            Message::IncomingCallConnected(m) => {
+                want.push(("pptp.peer_call_id", some(m.peer_call_id)));
+                want.push(("pptp.connect_speed", some(m.connect_speed)));
+            }
+            Message::OutgoingCallRequest(m) => {
+                want.push(("pptp.call_id", some(m.call_id)));
+                want.push(("pptp.phone_number", some(m.phone_number.to_string_lossy())));
+            }
+            Message::OutgoingCallReply(m) => {
+                want.push(("pptp.call_id", some(m.call_id)));
+                want.push(("pptp.peer_call_id", some(m.peer_call_id)));
+                want.push(("pptp.out_result", some(u8::from(m.result))));
+            }
+            Message::SetLinkInfo(m) => {
+                want.push(("pptp.peer_call_id", some(m.peer_call_id)));
+                want.push(("pptp.send_accm", some(format!("0x{:08x}", m.send_accm))));
+            }
+            Message::WanErrorNotify(m) => {
+                want.push(("pptp.peer_call_id", some(m.peer_call_id)));
+                want.push(("pptp.crc_errors", some(m.crc_errors)));
+            }
+            Message::CallClearRequest(m) => want.push(("pptp.call_id", some(m.call_id))),
+            Message::CallDisconnectNotify(m) => {
+                want.push(("pptp.call_id", some(m.call_id)));
+                want.push(("pptp.disc_result", some(u8::from(m.result))));
+            }
+            Message::StopControlConnectionRequest(m) => {
+                want.push(("pptp.reason", some(u8::from(m.reason))));
+            }
+            Message::StopControlConnectionReply(m) => {
+                want.push(("pptp.stop_result", some(u8::from(m.result))));
+            }
+        }
+        records.push((flow.segment(*from, &bytes).unwrap(), want));
+    }
+    types.sort_unstable();
+    assert_eq!(
+        types,
+        (1..=15).collect::<Vec<u16>>(),
+        "all 15 message types"
+    );
+
+    // The call's PPP frames in enhanced GRE: caller frames PAC -> PNS (key = the PNS's Call
+    // ID), the others PNS -> PAC; every third packet without an acknowledgment.
+    let mut next_seq = [0u32; 2];
+    let mut last_rx: [Option<u32>; 2] = [None, None];
+    let mut ip_id = 0u16;
+    for (i, (d, frame)) in ppp_frames().iter().enumerate() {
+        let side = usize::from(*d == Direction::Sent);
+        let (src, dst, call) = if side == 0 {
+            (pac, pns, PNS_CALL)
+        } else {
+            (pns, pac, PAC_CALL)
+        };
+        let seq = next_seq[side];
+        next_seq[side] += 1;
+        let ack = if i % 3 == 0 { None } else { last_rx[side] };
+        last_rx[1 - side] = Some(seq);
+        let len = u16::try_from(frame.len()).unwrap();
+        let gre = GreRepr::data(call, len, SeqNumber(seq), ack.map(SeqNumber));
+        let mut bytes = Vec::new();
+        gre.emit_with_payload(frame, &mut bytes);
+        assert_eq!(GreRepr::parse_bytes(&bytes).unwrap(), (gre, &frame[..]));
+        ip_id += 1;
+        let protocol = FrameRepr::parse(frame).unwrap().protocol;
+        let want: Expect = vec![
+            ("ip.src", some(src)),
+            ("gre.proto", some("0x880b")),
+            ("gre.flags.version", some(1)),
+            ("gre.key.call_id", some(call)),
+            ("gre.key.payload_length", some(len)),
+            ("gre.sequence_number", some(seq)),
+            ("gre.ack_number", ack.map(|a| a.to_string())),
+            (
+                "ppp.protocol",
+                some(format!("0x{:04x}", u16::from(protocol))),
+            ),
+        ];
+        records.push((gre_in_ipv4(src, dst, ip_id, &bytes).unwrap(), want));
+    }
+    // An acknowledgment-only packet.
+    let last = next_seq[1] - 1;
+    let mut bytes = Vec::new();
+    GreRepr::ack_only(PNS_CALL, SeqNumber(last)).emit(&mut bytes);
+    let want: Expect = vec![
+        ("gre.key.call_id", some(PNS_CALL)),
+        ("gre.key.payload_length", some(0)),
+        ("gre.sequence_number", None),
+        ("gre.ack_number", some(last)),
+        ("ppp.protocol", None),
+    ];
+    records.push((gre_in_ipv4(pac, pns, ip_id + 1, &bytes).unwrap(), want));
+    // Orderly close.
+    records.push((
+        flow.fin(Endpoint::Client).unwrap(),
+        vec![("tcp.flags.fin", some(1))],
+    ));
+    records.push((
+        flow.fin(Endpoint::Server).unwrap(),
+        vec![("tcp.flags.fin", some(1))],
+    ));
+    records.push((
+        flow.ack(Endpoint::Client).unwrap(),
+        vec![("tcp.len", some(0))],
+    ));
+
+    let mut w = PcapWriter::new(std::fs::File::create(&file).unwrap(), LinkType::Raw).unwrap();
+    let base = Duration::from_secs(1_700_000_000);
+    for (i, (r, _)) in records.iter().enumerate() {
+        let ts = base + Duration::from_millis(5 * u64::try_from(i).unwrap());
+        w.write_packet(ts, r).unwrap();
+    }
+    drop(w);
+
+    let mut fields: Vec<&str> = records
+        .iter()
+        .flat_map(|(_, want)| want.iter().map(|(f, _)| *f))
+        .collect();
+    fields.sort_unstable();
+    fields.dedup();
+    let frames = tshark_fields(&file, &fields);
+    assert_eq!(frames.len(), records.len());
+    for (n, ((_, want), got)) in records.iter().zip(&frames).enumerate() {
+        for (field, value) in want {
+            assert_eq!(
+                got.get(*field),
+                value.as_ref(),
+                "frame {} field {field}; tshark: {got:?}",
+                n + 1
+            );
+        }
+    }
+    assert_clean(&file);
 }
