@@ -17,4 +17,5 @@
 
 pub mod auth;
 pub mod fsm;
+pub mod lcp;
 pub mod packet;
