@@ -1,13 +1,103 @@
 //! The `pptp-nas` command line.
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use pptp_nas::io::softmodem::{self, SoftmodemOptions};
+use pptp_nas::modem::at::Personality;
+use pptp_nas::modem::sim::SimConfig;
 
 /// PPTP Access Concentrator with a modem/ISDN front end.
 #[derive(Debug, Parser)]
 #[command(name = "pptp-nas", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands; each daemon or tool adds one variant.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Linked pty pairs that behave like two Hayes modems on a phone line (the lab's dial-up
+    /// network): DIR/client0 is the dial-in side, DIR/nas0 the side the PAC drives.
+    Softmodem(SoftmodemArgs),
+}
+
+#[derive(Debug, Args)]
+struct SoftmodemArgs {
+    /// Directory for the clientN / nasN symlinks.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Number of lines (pairs).
+    #[arg(long, default_value_t = 1)]
+    lines: usize,
+    /// Connect speed and payload rate limit, bit/s.
+    #[arg(long, default_value_t = 33_600)]
+    speed: u32,
+    /// Bit-error rate, e.g. 1e-4.
+    #[arg(long, default_value_t = 0.0)]
+    ber: f64,
+    /// Calling number shown (as caller ID) on the NAS end when the client dials.
+    #[arg(long)]
+    caller_id: Option<String>,
+    /// One-way latency in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency: u64,
+    /// Drop carrier this many seconds after CONNECT.
+    #[arg(long)]
+    drop_after: Option<f64>,
+    /// Milliseconds between RINGs.
+    #[arg(long, default_value_t = 6000)]
+    ring_interval: u64,
+    /// Play ISDN terminal adapters (64000 bit/s, isdn4linux dialect) instead of analog modems.
+    #[arg(long)]
+    isdn: bool,
+}
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Softmodem(a) => {
+            if !(0.0..=1.0).contains(&a.ber) {
+                anyhow::bail!("--ber must be between 0 and 1");
+            }
+            if a.speed == 0 {
+                anyhow::bail!("--speed must be positive");
+            }
+            let opts = SoftmodemOptions {
+                dir: a.dir,
+                lines: a.lines,
+                sim: SimConfig {
+                    speed: if a.isdn && a.speed == 33_600 {
+                        64_000
+                    } else {
+                        a.speed
+                    },
+                    ber: a.ber,
+                    latency: Duration::from_millis(a.latency),
+                    drop_after: a
+                        .drop_after
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .map(Duration::from_secs_f64),
+                    caller_id: a.caller_id,
+                    personality: if a.isdn {
+                        Personality::IsdnTa
+                    } else {
+                        Personality::Analog
+                    },
+                    ring_interval: Duration::from_millis(a.ring_interval.max(1)),
+                    ..SimConfig::default()
+                },
+            };
+            tokio::runtime::Runtime::new()?.block_on(softmodem::run(opts))
+        }
+    }
 }

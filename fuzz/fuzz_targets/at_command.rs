@@ -40,7 +40,8 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         let out = m.poll_dte().unwrap_or_default();
-        assert!(out.len() <= 4 * bytes.len() + 2048);
+        // Output is linear in the input: at most one bounded command line's worth per DTE byte.
+        assert!(out.len() <= (bytes.len() + 1) * 2 * (pptp_nas::modem::at::MAX_INFO + 512));
         let _ = m.poll_line();
         while m.poll_event().is_some() {}
     }

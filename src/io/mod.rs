@@ -1,4 +1,7 @@
 //! tokio drivers: the only place where sockets, ttys and timers live.
 
 pub mod hdlc_codec;
+pub mod line;
 pub mod pptp_codec;
+pub mod pty;
+pub mod softmodem;

@@ -27,6 +27,8 @@ use super::result::{CallerId, NumericCode};
 
 /// The longest command line kept (after `AT`); longer lines answer `ERROR`.
 pub const MAX_LINE: usize = 255;
+/// Information text (`ATI`, `AT&V`, `ATSn?`) one command line may produce before it is refused.
+pub const MAX_INFO: usize = 1024;
 /// S-registers `S0..S_REGISTERS-1` exist; others answer `ERROR`.
 pub const S_REGISTERS: usize = 64;
 
@@ -545,6 +547,11 @@ impl Hayes {
         while let Some(&c) = line.get(i) {
             i += 1;
             let c = c.to_ascii_uppercase();
+            // Bounded output per command line: a line of 100 `&V`s is refused, not obeyed.
+            if infos.iter().map(String::len).sum::<usize>() > MAX_INFO {
+                self.finish(false, infos);
+                return;
+            }
             let ok = match c {
                 b' ' => true,
                 b'E' => flag(num(&mut i), &mut self.echo),
@@ -1126,6 +1133,14 @@ mod test {
     }
 
     #[test]
+    fn info_output_is_bounded() {
+        let mut m = quiet_echo();
+        let long = format!("AT{}", "&V".repeat(100));
+        assert!(cmd(&mut m, t0(), &long).ends_with("\r\nERROR\r\n"));
+        assert!(cmd(&mut m, t0(), &long).len() < 2 * MAX_INFO);
+    }
+
+    #[test]
     fn backspace_and_repeat() {
         let mut m = quiet_echo();
         let now = t0();
@@ -1353,8 +1368,8 @@ mod test {
                 m.handle_dte(now, &bytes);
                 m.handle_timeout(now);
                 let dte = m.poll_dte().unwrap_or_default();
-                // Echo + results + line data: linear in the input.
-                prop_assert!(dte.len() <= 4 * bytes.len() + 1024);
+                // Echo + results + info text + line data: linear in the input.
+                prop_assert!(dte.len() <= (bytes.len() + 1) * (MAX_INFO + 512) * 2);
                 let _ = m.poll_line();
                 while m.poll_event().is_some() {}
                 prop_assert!(m.line.len() <= MAX_LINE);

@@ -23,4 +23,6 @@
 
 pub mod at;
 pub mod control;
+pub mod direct;
 pub mod result;
+pub mod sim;
