@@ -332,7 +332,7 @@ pub struct OutgoingCallReply {
     /// Error Code (0 unless `result` is General Error).
     pub error: ErrorCode,
     /// Cause Code: additional (Q.931) failure information.
-    pub cause_code: u16,
+    pub cause_code: CauseCode,
     /// Connect Speed actually used, in bits per second.
     pub connect_speed: u32,
     /// Packet Receive Window Size the PAC offers.
@@ -350,7 +350,7 @@ impl OutgoingCallReply {
             peer_call_id: r.u16()?,
             result: r.u8()?.into(),
             error: r.u8()?.into(),
-            cause_code: r.u16()?,
+            cause_code: r.u16()?.into(),
             connect_speed: r.u32()?,
             packet_recv_window_size: r.u16()?,
             packet_processing_delay: r.u16()?,
@@ -362,7 +362,7 @@ impl OutgoingCallReply {
         buf.put_u16(self.peer_call_id);
         buf.put_u8(self.result.into());
         buf.put_u8(self.error.into());
-        buf.put_u16(self.cause_code);
+        buf.put_u16(self.cause_code.into());
         buf.put_u32(self.connect_speed);
         buf.put_u16(self.packet_recv_window_size);
         buf.put_u16(self.packet_processing_delay);
@@ -533,7 +533,7 @@ pub struct CallDisconnectNotify {
     /// Error Code (0 unless `result` is General Error).
     pub error: ErrorCode,
     /// Cause Code: additional (Q.931) disconnect information.
-    pub cause_code: u16,
+    pub cause_code: CauseCode,
     /// Call Statistics: vendor-specific text for logging (128 octets on the wire).
     pub call_statistics: CallStatistics,
 }
@@ -543,7 +543,7 @@ impl CallDisconnectNotify {
         let call_id = r.u16()?;
         let result = r.u8()?.into();
         let error = r.u8()?.into();
-        let cause_code = r.u16()?;
+        let cause_code = r.u16()?.into();
         r.reserved16("Reserved1")?;
         Ok(Self {
             call_id,
@@ -557,7 +557,7 @@ impl CallDisconnectNotify {
         buf.put_u16(self.call_id);
         buf.put_u8(self.result.into());
         buf.put_u8(self.error.into());
-        buf.put_u16(self.cause_code);
+        buf.put_u16(self.cause_code.into());
         buf.put_u16(0);
         self.call_statistics.emit(buf);
     }

@@ -212,6 +212,62 @@ enum_with_unknown! {
 }
 
 enum_with_unknown! {
+    /// Cause Code of an Outgoing-Call-Reply (§2.8) and Call-Disconnect-Notify (§2.13).
+    ///
+    /// RFC 2637 only says the field "gives additional information"; in practice it carries the
+    /// ISDN cause value (ITU-T Q.850/Q.931) or 0. The common values are named here; every other
+    /// value is kept as `Unknown(v)`.
+    pub enum CauseCode(u16) {
+        /// 0: no cause information (what pptpd and pptp-linux send).
+        None = 0,
+        /// Q.850 1: unallocated (unassigned) number.
+        UnallocatedNumber = 1,
+        /// Q.850 3: no route to destination.
+        NoRouteToDestination = 3,
+        /// Q.850 16: normal call clearing.
+        NormalClearing = 16,
+        /// Q.850 17: user busy.
+        UserBusy = 17,
+        /// Q.850 18: no user responding.
+        NoUserResponding = 18,
+        /// Q.850 19: no answer from user (user alerted).
+        NoAnswer = 19,
+        /// Q.850 21: call rejected.
+        CallRejected = 21,
+        /// Q.850 27: destination out of order.
+        DestinationOutOfOrder = 27,
+        /// Q.850 28: invalid number format.
+        InvalidNumberFormat = 28,
+        /// Q.850 31: normal, unspecified.
+        NormalUnspecified = 31,
+        /// Q.850 34: no circuit/channel available.
+        NoCircuitAvailable = 34,
+        /// Q.850 38: network out of order.
+        NetworkOutOfOrder = 38,
+        /// Q.850 41: temporary failure.
+        TemporaryFailure = 41,
+        /// Q.850 44: requested circuit/channel not available.
+        RequestedChannelNotAvailable = 44,
+        /// Q.850 47: resource unavailable, unspecified.
+        ResourceUnavailable = 47,
+        /// Q.850 57: bearer capability not authorized.
+        BearerNotAuthorized = 57,
+        /// Q.850 58: bearer capability not presently available.
+        BearerNotAvailable = 58,
+        /// Q.850 65: bearer capability not implemented.
+        BearerNotImplemented = 65,
+        /// Q.850 88: incompatible destination.
+        IncompatibleDestination = 88,
+        /// Q.850 102: recovery on timer expiry.
+        TimerExpiry = 102,
+        /// Q.850 111: protocol error, unspecified.
+        ProtocolError = 111,
+        /// Q.850 127: interworking, unspecified.
+        Interworking = 127,
+    }
+}
+
+enum_with_unknown! {
     /// Bearer Type of an Outgoing-Call-Request (§2.7) and Call Bearer Type of an
     /// Incoming-Call-Request (§2.9).
     ///
@@ -377,6 +433,8 @@ mod test {
         assert_eq!(u8::from(ErrorCode::Unknown(200)), 200);
         assert_eq!(ErrorCode::from(6), ErrorCode::PacError);
         assert_eq!(u32::from(BearerType::from(9)), 9);
+        assert_eq!(CauseCode::from(17), CauseCode::UserBusy);
+        assert_eq!(u16::from(CauseCode::from(300)), 300);
     }
 
     #[test]

@@ -29,9 +29,9 @@ pub use body::{
     StopControlConnectionRequest, WanErrorNotify,
 };
 pub use codes::{
-    BearerCapabilities, BearerType, CallDisconnectResult, ControlMessageType, EchoResult,
-    ErrorCode, FramingCapabilities, FramingType, IncomingCallResult, OutgoingCallResult,
-    StartControlConnectionResult, StopControlConnectionResult, StopReason,
+    BearerCapabilities, BearerType, CallDisconnectResult, CauseCode, ControlMessageType,
+    EchoResult, ErrorCode, FramingCapabilities, FramingType, IncomingCallResult,
+    OutgoingCallResult, StartControlConnectionResult, StopControlConnectionResult, StopReason,
 };
 pub use stream::{ControlItem, ControlStream, DEFAULT_MAX_MESSAGE_LEN};
 pub use text::{CallStatistics, TextField, TextFieldError};
@@ -856,7 +856,7 @@ mod test {
                 peer_call_id: 0x6d2f,
                 result: OutgoingCallResult::Connected,
                 error: ErrorCode::None,
-                cause_code: 0,
+                cause_code: CauseCode::None,
                 connect_speed: 10_000_000,
                 packet_recv_window_size: 3,
                 packet_processing_delay: 0,
@@ -916,7 +916,7 @@ mod test {
                 call_id: 0x4000,
                 result: CallDisconnectResult::AdminShutdown,
                 error: ErrorCode::None,
-                cause_code: 0,
+                cause_code: CauseCode::None,
                 call_statistics: CallStatistics::empty(),
             })
         );
@@ -943,7 +943,7 @@ mod test {
             call_id: 9,
             result: CallDisconnectResult::GeneralError,
             error: ErrorCode::NoResource,
-            cause_code: 16,
+            cause_code: CauseCode::NormalClearing,
             call_statistics: CallStatistics::try_from("rx 10 tx 12 crc 0").unwrap(),
         });
         let bytes = m.to_vec();

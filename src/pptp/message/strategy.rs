@@ -54,11 +54,11 @@ prop_compose! {
 prop_compose! {
     fn ocrp()(
         ids in any::<(u16, u16)>(), result in any::<u8>(), error in error_code(),
-        cause_code in any::<u16>(), connect_speed in any::<u32>(), window in any::<(u16, u16)>(),
+        cause in any::<u16>(), connect_speed in any::<u32>(), window in any::<(u16, u16)>(),
         physical_channel_id in any::<u32>(),
     ) -> OutgoingCallReply {
         OutgoingCallReply { call_id: ids.0, peer_call_id: ids.1, result: result.into(), error,
-            cause_code, connect_speed, packet_recv_window_size: window.0,
+            cause_code: cause.into(), connect_speed, packet_recv_window_size: window.0,
             packet_processing_delay: window.1, physical_channel_id }
     }
 }
@@ -98,10 +98,10 @@ prop_compose! {
 prop_compose! {
     fn cdn()(
         call_id in any::<u16>(), result in any::<u8>(), error in error_code(),
-        cause_code in any::<u16>(), call_statistics in text::<128>(),
+        cause in any::<u16>(), call_statistics in text::<128>(),
     ) -> CallDisconnectNotify {
-        CallDisconnectNotify { call_id, result: result.into(), error, cause_code,
-            call_statistics }
+        CallDisconnectNotify { call_id, result: result.into(), error,
+            cause_code: cause.into(), call_statistics }
     }
 }
 
