@@ -30,7 +30,7 @@ use pptp_nas::ppp::packet::{
 use pptp_nas::pptp::gre::{GreRepr, SeqNumber};
 use pptp_nas::pptp::message::{
     BearerCapabilities, BearerType, CallClearRequest, CallDisconnectNotify, CallDisconnectResult,
-    CallStatistics, EchoReply, EchoRequest, EchoResult, ErrorCode, FramingCapabilities,
+    CallStatistics, CauseCode, EchoReply, EchoRequest, EchoResult, ErrorCode, FramingCapabilities,
     FramingType, IncomingCallConnected, IncomingCallReply, IncomingCallRequest, IncomingCallResult,
     Message, OutgoingCallReply, OutgoingCallRequest, OutgoingCallResult, SetLinkInfo,
     StartControlConnectionReply, StartControlConnectionRequest, StartControlConnectionResult,
@@ -729,7 +729,7 @@ fn pptp_messages() -> Vec<(Endpoint, Message)> {
                 peer_call_id: pns_call + 1,
                 result: OutgoingCallResult::Busy,
                 error: ErrorCode::None,
-                cause_code: 17,
+                cause_code: CauseCode::UserBusy,
                 connect_speed: 0,
                 packet_recv_window_size: 16,
                 packet_processing_delay: 0,
@@ -758,7 +758,7 @@ fn pptp_messages() -> Vec<(Endpoint, Message)> {
                 call_id: pac_call,
                 result: CallDisconnectResult::Request,
                 error: ErrorCode::None,
-                cause_code: 0,
+                cause_code: CauseCode::None,
                 call_statistics: CallStatistics::new(b"rx 10 tx 12").unwrap(),
             }),
         ),
