@@ -20,8 +20,188 @@
 
 pub mod chap;
 pub mod mschap;
+pub mod pap;
+
+use std::time::Duration;
 
 use sha1::{Digest, Sha1};
+
+/// Retransmission policy shared by both roles and every method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthTiming {
+    /// Time between retransmissions of a Challenge or Authenticate-Request.
+    pub restart: Duration,
+    /// Transmissions before giving up (the authenticator then fails the peer; the peer
+    /// reports a timeout).
+    pub max_transmit: u8,
+}
+
+impl Default for AuthTiming {
+    fn default() -> Self {
+        AuthTiming {
+            restart: Duration::from_secs(3),
+            max_transmit: 10,
+        }
+    }
+}
+
+/// Authenticator policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatorPolicy {
+    /// Our name in CHAP Challenges.
+    pub name: Vec<u8>,
+    /// Verify the MS-CHAPv1 LAN Manager response (Windows 95 may send only that). Off by
+    /// default: the LM hash is weak.
+    pub allow_lm_response: bool,
+    /// MS-CHAP failures with "R=1" (a retry with a new challenge) before "R=0".
+    pub retries: u8,
+    /// Timers.
+    pub timing: AuthTiming,
+}
+
+impl Default for AuthenticatorPolicy {
+    fn default() -> Self {
+        AuthenticatorPolicy {
+            name: b"pptp-nas".to_vec(),
+            allow_lm_response: false,
+            retries: 0,
+            timing: AuthTiming::default(),
+        }
+    }
+}
+
+/// What the peer role authenticates with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    /// The user name (PAP Peer-ID, CHAP Name).
+    pub user: Vec<u8>,
+    /// The secret.
+    pub secret: Secret,
+    /// Timers.
+    pub timing: AuthTiming,
+}
+
+impl core::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("user", &String::from_utf8_lossy(&self.user))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientCredentials {
+    /// Credentials with a cleartext password and default timers.
+    pub fn new(user: &str, password: &str) -> Self {
+        ClientCredentials {
+            user: user.as_bytes().to_vec(),
+            secret: Secret::Password(password.as_bytes().to_vec()),
+            timing: AuthTiming::default(),
+        }
+    }
+}
+
+/// What MPPE needs after a successful MS-CHAP exchange (RFC 3079).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum AuthMaterial {
+    /// No key material (PAP, CHAP-MD5).
+    #[default]
+    None,
+    /// MS-CHAPv1: PasswordHashHash and the authenticator's 8-octet challenge (RFC 3079 3.1).
+    MsChapV1 {
+        /// HashNtPasswordHash.
+        password_hash_hash: [u8; 16],
+        /// The Challenge the authenticator sent.
+        challenge: [u8; 8],
+        /// The NT-Response.
+        nt_response: [u8; 24],
+    },
+    /// MS-CHAPv2: PasswordHashHash and NT-Response (RFC 3079 3.3, GetMasterKey).
+    MsChapV2 {
+        /// HashNtPasswordHash.
+        password_hash_hash: [u8; 16],
+        /// The NT-Response.
+        nt_response: [u8; 24],
+    },
+}
+
+impl core::fmt::Debug for AuthMaterial {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Key material stays out of logs.
+        f.write_str(match self {
+            AuthMaterial::None => "AuthMaterial::None",
+            AuthMaterial::MsChapV1 { .. } => "AuthMaterial::MsChapV1(..)",
+            AuthMaterial::MsChapV2 { .. } => "AuthMaterial::MsChapV2(..)",
+        })
+    }
+}
+
+/// Why authentication failed, in words an operator can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthFailure {
+    /// The user is not in the credential store.
+    #[error("unknown user {0:?}")]
+    UnknownUser(String),
+    /// The password (response) was wrong.
+    #[error("wrong password for user {0:?}")]
+    BadCredentials(String),
+    /// The store holds only an NT hash but the method needs the cleartext password.
+    #[error("user {0:?}: method needs the cleartext password, store has only the NT hash")]
+    NeedCleartext(String),
+    /// MS-CHAPv1 peer sent only the LAN Manager response, which the policy refuses.
+    #[error("user {0:?}: LAN Manager response refused by policy (enable allow_lm_response)")]
+    LmRefused(String),
+    /// The peer tried MS-CHAP change-password, which is not supported.
+    #[error("peer attempted MS-CHAP change-password, which is not supported")]
+    ChangePasswordUnsupported,
+    /// The authenticator rejected us; the text is its message (for MS-CHAP "E=... M=...").
+    #[error("rejected by the authenticator: {0}")]
+    Rejected(String),
+    /// MS-CHAPv2: the authenticator's "S=" response was missing or wrong.
+    #[error("the authenticator failed MS-CHAPv2 mutual authentication (bad S= response)")]
+    ServerNotAuthenticated,
+    /// No answer within the retransmission budget.
+    #[error("no answer after {0} transmissions")]
+    Timeout(u8),
+}
+
+/// The outcome of one authentication, for the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthEvent {
+    /// Authentication succeeded for `user` (for the peer role: our own name).
+    Success {
+        /// The authenticated user.
+        user: Vec<u8>,
+        /// Key material for MPPE.
+        material: AuthMaterial,
+    },
+    /// Authentication failed.
+    Failure(AuthFailure),
+}
+
+/// Packets, events and the deadline of one authentication role.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// Packets to send (the Information field; protocol c023 or c223).
+    pub tx: std::collections::VecDeque<Vec<u8>>,
+    /// Outcomes.
+    pub events: std::collections::VecDeque<AuthEvent>,
+    /// When the timer fires next.
+    pub deadline: Option<std::time::Instant>,
+    /// Packets dropped as malformed.
+    pub malformed: u32,
+}
+
+impl Outbox {
+    fn expired(&self, now: std::time::Instant) -> bool {
+        self.deadline.is_some_and(|d| d <= now)
+    }
+}
+
+/// Lossy user name for messages.
+fn user_text(user: &[u8]) -> String {
+    String::from_utf8_lossy(user).into_owned()
+}
 
 /// A user's secret as a [`CredentialStore`] knows it.
 #[derive(Clone, PartialEq, Eq)]
