@@ -98,13 +98,13 @@ impl SeqNumber {
     }
 
     /// `self + n`, wrapping.
-    pub const fn add(self, n: u32) -> SeqNumber {
+    pub const fn wrapping_add(self, n: u32) -> SeqNumber {
         SeqNumber(self.0.wrapping_add(n))
     }
 
     /// The next number (`self + 1`, wrapping).
     pub const fn next(self) -> SeqNumber {
-        self.add(1)
+        self.wrapping_add(1)
     }
 }
 
@@ -686,7 +686,7 @@ mod test {
         assert_eq!(b.distance(a), 1);
         assert_eq!(a.distance(b), -1);
         assert!(!a.is_after(a));
-        assert_eq!(SeqNumber(5).add(10), SeqNumber(15));
+        assert_eq!(SeqNumber(5).wrapping_add(10), SeqNumber(15));
         assert_eq!(SeqNumber(10).distance(SeqNumber(0xffff_fff0)), 26);
         // Half the space away: neither side is "after" by a positive distance below 2^31.
         assert_eq!(SeqNumber(0x8000_0000).distance(SeqNumber(0)), i32::MIN);
@@ -727,7 +727,7 @@ mod test {
 
         #[test]
         fn distance_is_antisymmetric(a in any::<u32>(), d in 1u32..0x8000_0000) {
-            let (a, b) = (SeqNumber(a), SeqNumber(a).add(d));
+            let (a, b) = (SeqNumber(a), SeqNumber(a).wrapping_add(d));
             prop_assert!(b.is_after(a));
             prop_assert!(a.is_before(b));
             prop_assert_eq!(i64::from(b.distance(a)), i64::from(d));
