@@ -24,5 +24,6 @@
 pub mod at;
 pub mod control;
 pub mod direct;
+pub mod profile;
 pub mod result;
 pub mod sim;
