@@ -276,3 +276,55 @@ async fn guard_time_escape_and_throughput() {
     let got = nas_read_data(&mut nas, 7).await;
     assert_eq!(got, b"+++back");
 }
+
+#[tokio::test]
+async fn isdn_ta_personality() {
+    let sm = softmodem(
+        "isdn",
+        SimConfig {
+            personality: pptp_nas::modem::at::Personality::IsdnTa,
+            speed: 64_000,
+            caller_id: Some("0301234".into()),
+            ..SimConfig::default()
+        },
+    );
+    let line = &sm.lines()[0];
+    let mut client = open_serial(&line.client, 115_200, false).unwrap();
+    let profile = pptp_nas::modem::profile::Profile::from_yaml(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/softmodem-isdn.yaml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let cfg = profile.control_config();
+    assert!(cfg.isdn);
+    let mut nas = ModemLine::new(open_serial(&line.nas, 115_200, false).unwrap(), cfg);
+    let mut data = Vec::new();
+    assert_eq!(
+        next_event(&mut nas, &mut data, Duration::from_secs(5)).await,
+        Event::Ready
+    );
+    at(&mut client, "ATE0", "OK").await;
+    client.write_all(b"ATD4711\r").await.unwrap();
+    assert!(matches!(
+        next_event(&mut nas, &mut data, Duration::from_secs(5)).await,
+        Event::Ring { count: 1, .. }
+    ));
+    match next_event(&mut nas, &mut data, Duration::from_secs(5)).await {
+        Event::Connected {
+            info,
+            caller,
+            framing,
+            ..
+        } => {
+            assert_eq!(framing, Framing::Sync);
+            assert_eq!(info.speed, Some(64_000));
+            assert_eq!(info.protocol.as_deref(), Some("X.75"));
+            assert_eq!(caller.number.as_deref(), Some("0301234"));
+            assert_eq!(caller.called.as_deref(), Some("4711"));
+        }
+        other => panic!("{other:?}"),
+    }
+    expect(&mut client, "CONNECT 64000/X.75", Duration::from_secs(2)).await;
+}
