@@ -16,6 +16,8 @@
 )]
 
 pub mod auth;
+pub mod ccp;
 pub mod fsm;
+pub mod ipcp;
 pub mod lcp;
 pub mod packet;
