@@ -14,6 +14,7 @@
     )
 )]
 
+pub mod control;
 pub mod gre;
 pub mod ipv4;
 pub mod message;
