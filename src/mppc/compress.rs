@@ -7,8 +7,16 @@ const HASH_BITS: u32 = 13;
 const HASH_SIZE: usize = 1 << HASH_BITS;
 const HASH_MASK: usize = HASH_SIZE - 1;
 const HIST_MASK: usize = HISTORY_SIZE - 1;
+/// The history plus slack, so 4- and 8-octet loads at any history position stay in bounds.
+const HIST_ALLOC: usize = HISTORY_SIZE + 8;
 /// "No position" in the hash heads and chain links.
 const NIL: u16 = u16::MAX;
+/// Default stop-searching length.
+const NICE: usize = 32;
+/// Default length after which the chain search is cut to a quarter.
+const GOOD: usize = 8;
+/// Default longest match whose inner positions are still hashed.
+const INSERT_MAX: usize = 16;
 
 /// How the compressor looks for matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +40,7 @@ impl Default for MatchFinder {
     /// The measured best trade-off (see docs/PERFORMANCE.md, section MPPC).
     fn default() -> Self {
         MatchFinder::Chain {
-            depth: 8,
+            depth: 4,
             lazy: false,
         }
     }
@@ -41,7 +49,7 @@ impl Default for MatchFinder {
 /// Send side of one MPPC direction: the 8192-octet history, its hash chains and the flags
 /// owed to the next packet.
 pub struct Compressor {
-    hist: Box<[u8; HISTORY_SIZE]>,
+    hist: Box<[u8; HIST_ALLOC]>,
     /// Most recent position for each hash of 3 octets, or [`NIL`].
     head: Box<[u16; HASH_SIZE]>,
     /// Previous position with the same hash, for every history position.
@@ -52,6 +60,13 @@ pub struct Compressor {
     flush_pending: bool,
     depth: u16,
     lazy: bool,
+    /// Stop searching once a match is this long.
+    nice: usize,
+    /// Search only a quarter of the chain once a match is this long.
+    good: usize,
+    /// Record the positions inside a match in the hash chains only for matches up to this
+    /// long (longer ones are skipped over: cheaper, and they rarely start better matches).
+    insert_max: usize,
 }
 
 impl Default for Compressor {
@@ -85,14 +100,23 @@ impl Compressor {
             MatchFinder::SingleProbe => (1, false),
             MatchFinder::Chain { depth, lazy } => (depth.max(1), lazy),
         };
+        Self::tuned(depth, lazy, NICE, GOOD, INSERT_MAX)
+    }
+
+    /// A chain finder with every knob exposed, for tuning runs only.
+    #[doc(hidden)]
+    pub fn tuned(depth: u16, lazy: bool, nice: usize, good: usize, insert_max: usize) -> Self {
         Compressor {
-            hist: Box::new([0; HISTORY_SIZE]),
+            hist: Box::new([0; HIST_ALLOC]),
             head: Box::new([NIL; HASH_SIZE]),
             prev: Box::new([NIL; HISTORY_SIZE]),
             pos: 0,
             flush_pending: true,
-            depth,
+            depth: depth.max(1),
             lazy,
+            nice: nice.clamp(MIN_MATCH, MAX_MATCH),
+            good: good.max(MIN_MATCH),
+            insert_max,
         }
     }
 
@@ -178,9 +202,7 @@ impl Compressor {
 
     #[inline(always)]
     fn hash(&self, i: usize) -> usize {
-        let v = u32::from(self.byte(i))
-            | u32::from(self.byte(i + 1)) << 8
-            | u32::from(self.byte(i + 2)) << 16;
+        let v = self.word(i) & 0x00ff_ffff;
         (v.wrapping_mul(0x9e37_79b1) >> (32 - HASH_BITS)) as usize & HASH_MASK
     }
 
@@ -229,21 +251,30 @@ impl Compressor {
         let mut best_off = 0;
         let mut depth = if CHAIN { self.depth } else { 1 };
         // A match this long is good enough: stop looking.
-        let nice = max.min(258);
+        let nice = max.min(self.nice);
+        let key = self.word(i) & 0x00ff_ffff;
+        // The 4 octets ending at `best_len` (once there is a best): a candidate that differs
+        // there cannot beat it. Until then, a dummy that the first test below makes moot.
+        let mut tail = 0;
         while cand != NIL && depth > 0 {
             let c = usize::from(cand);
             // Chains are strictly decreasing within a history round; anything else is stale.
             if c >= i {
                 break;
             }
-            // Cheap reject: the octet that would make this match longer than the best.
-            if self.byte(c + best_len) == self.byte(i + best_len) {
-                let l = self.match_len(c, i, max);
+            let hit = self.word(c) & 0x00ff_ffff == key
+                && (best_len < MIN_MATCH || self.word(c + best_len - 3) == tail);
+            if hit {
+                let l = MIN_MATCH + self.match_len(c + MIN_MATCH, i + MIN_MATCH, max - MIN_MATCH);
                 if l > best_len {
                     best_len = l;
                     best_off = i - c;
                     if l >= nice {
                         break;
+                    }
+                    tail = self.word(i + best_len - 3);
+                    if l >= self.good {
+                        depth = depth.min(self.depth / 4 + 1);
                     }
                 }
             }
@@ -260,6 +291,15 @@ impl Compressor {
         }
     }
 
+    /// The 4 octets at history position `i` (little-endian; the slack keeps it in bounds).
+    #[inline(always)]
+    fn word(&self, i: usize) -> u32 {
+        self.hist
+            .get(i & HIST_MASK..)
+            .and_then(|s| s.first_chunk::<4>())
+            .map_or(0, |c| u32::from_le_bytes(*c))
+    }
+
     /// Greedy parse of `hist[start..end]`; false if the output would be longer than the input.
     fn encode<const CHAIN: bool>(&mut self, start: usize, end: usize, out: &mut Vec<u8>) -> bool {
         let limit = out.len() + (end - start);
@@ -273,7 +313,11 @@ impl Compressor {
                 self.insert(i, h, CHAIN);
                 if len > 0 {
                     put_copy(&mut w, off, len);
-                    let stop = (i + len).min(end.saturating_sub(MIN_MATCH - 1));
+                    let stop = if len <= self.insert_max {
+                        (i + len).min(end.saturating_sub(MIN_MATCH - 1))
+                    } else {
+                        0
+                    };
                     for j in i + 1..stop {
                         let hj = self.hash(j);
                         self.insert(j, hj, CHAIN);
@@ -334,14 +378,22 @@ impl Compressor {
                         continue;
                     }
                     put_copy(&mut w, off, len);
-                    let stop = (i + len).min(end.saturating_sub(MIN_MATCH - 1));
+                    let stop = if len <= self.insert_max {
+                        (i + len).min(end.saturating_sub(MIN_MATCH - 1))
+                    } else {
+                        0
+                    };
                     for k in j + 1..stop {
                         let hk = self.hash(k);
                         self.insert(k, hk, true);
                     }
                 } else {
                     put_copy(&mut w, off, len);
-                    let stop = (i + len).min(end.saturating_sub(MIN_MATCH - 1));
+                    let stop = if len <= self.insert_max {
+                        (i + len).min(end.saturating_sub(MIN_MATCH - 1))
+                    } else {
+                        0
+                    };
                     for k in j..stop {
                         let hk = self.hash(k);
                         self.insert(k, hk, true);

@@ -7,7 +7,7 @@ use super::{MppcError, PacketFlags, HISTORY_SIZE};
 ///
 /// See the module documentation for the history model and the safety contract.
 pub struct Decompressor {
-    hist: Box<[u8; HISTORY_SIZE]>,
+    hist: Box<[u8; HIST_ALLOC]>,
     /// Next write position; `hist[..pos]` is the history copy tuples may refer to.
     pos: usize,
     /// Set by an error or [`reset`](Self::reset): drop packets until one is FLUSHED.
@@ -35,7 +35,7 @@ impl Decompressor {
     /// A decompressor with an empty history, in step with a new [`super::Compressor`].
     pub fn new() -> Self {
         Decompressor {
-            hist: Box::new([0; HISTORY_SIZE]),
+            hist: Box::new([0; HIST_ALLOC]),
             pos: 0,
             need_flush: false,
             spill: Vec::new(),
@@ -119,8 +119,16 @@ impl Decompressor {
     }
 }
 
+/// The history plus slack: copies move 8 octets at a time and may write up to 7 octets past
+/// the end of a match (never read back before being overwritten by real data).
+const HIST_ALLOC: usize = HISTORY_SIZE + 16;
+const HIST_MASK: usize = HISTORY_SIZE - 1;
+
+/// The longest symbol: a 16-bit offset and a 24-bit length code.
+const MAX_SYMBOL_BITS: u32 = 40;
+
 /// Decodes `input` into `hist` from position `start`; returns the end position.
-fn decode(hist: &mut [u8; HISTORY_SIZE], start: usize, input: &[u8]) -> Result<usize, MppcError> {
+fn decode(hist: &mut [u8; HIST_ALLOC], start: usize, input: &[u8]) -> Result<usize, MppcError> {
     let mut r = BitReader::new(input);
     let mut pos = start;
     loop {
@@ -130,71 +138,115 @@ fn decode(hist: &mut [u8; HISTORY_SIZE], start: usize, input: &[u8]) -> Result<u
         if avail < 8 {
             return Ok(pos);
         }
-        let bits = r.peek();
-        if bits >> 63 == 0 {
-            // 0xxxxxxx: literal 0x00..=0x7f.
-            let b = (bits >> 56) as u8;
-            *hist.get_mut(pos).ok_or(MppcError::OutputOverflow)? = b;
-            pos += 1;
-            r.consume(8);
-            continue;
-        }
-        if bits >> 62 == 0b10 {
-            // 10xxxxxxx: literal 0x80..=0xff.
-            if avail < 9 {
-                return Err(MppcError::Truncated);
+        // With a whole symbol's worth of bits buffered no symbol can be truncated; decode
+        // until the buffer runs low, then refill.
+        let fast = avail >= MAX_SYMBOL_BITS;
+        loop {
+            let avail = r.available();
+            if fast && avail < MAX_SYMBOL_BITS {
+                break;
             }
-            let b = 0x80 | ((bits >> 55) as u8 & 0x7f);
-            *hist.get_mut(pos).ok_or(MppcError::OutputOverflow)? = b;
-            pos += 1;
-            r.consume(9);
-            continue;
-        }
-        // Copy tuple: offset class from the prefix.
-        let (offset, obits) = if bits >> 61 == 0b110 {
-            (320 + ((bits >> 48) as usize & 0x1fff), 16)
-        } else if bits >> 60 == 0b1110 {
-            (64 + ((bits >> 52) as usize & 0xff), 12)
-        } else {
-            ((bits >> 54) as usize & 0x3f, 10)
-        };
-        // Length of match: k leading ones, a zero, then k+1 low bits of the length.
-        let rest = bits << obits;
-        let ones = rest.leading_ones();
-        let (len, lbits) = if ones == 0 {
-            (3, 1)
-        } else if ones < 12 {
-            let n = ones + 1;
-            let low = (rest << n) >> (64 - n);
-            ((1usize << n) | low as usize, 2 * n)
-        } else {
-            // Only possible if the stream holds 12+ ones here (padding and the end of the
-            // input read as zeros), i.e. no valid length code.
-            return if obits + 12 > avail {
-                Err(MppcError::Truncated)
+            let bits = r.peek();
+            if bits >> 63 == 0 {
+                // 0xxxxxxx: literal 0x00..=0x7f.
+                put(hist, pos, (bits >> 56) as u8)?;
+                pos += 1;
+                r.consume(8);
+            } else if bits >> 62 == 0b10 {
+                // 10xxxxxxx: literal 0x80..=0xff.
+                if avail < 9 {
+                    return Err(MppcError::Truncated);
+                }
+                put(hist, pos, 0x80 | ((bits >> 55) as u8 & 0x7f))?;
+                pos += 1;
+                r.consume(9);
             } else {
-                Err(MppcError::BadLength)
-            };
+                let (offset, len, nbits) = copy_tuple(bits, avail)?;
+                r.consume(nbits);
+                // "Initialized history that has not been used for compressing data must not
+                // be referred to in the compressed packets" (RFC 2118 section 3.1): the
+                // offset must stay within what was written since the last flush or restart.
+                if offset == 0 || offset > pos {
+                    return Err(MppcError::BadOffset {
+                        offset,
+                        available: pos,
+                    });
+                }
+                let end = pos + len;
+                if end > HISTORY_SIZE {
+                    return Err(MppcError::OutputOverflow);
+                }
+                copy_match(hist, pos - offset, pos, len);
+                pos = end;
+            }
+            if !fast {
+                break;
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn put(hist: &mut [u8; HIST_ALLOC], pos: usize, b: u8) -> Result<(), MppcError> {
+    if pos >= HISTORY_SIZE {
+        return Err(MppcError::OutputOverflow);
+    }
+    if let Some(slot) = hist.get_mut(pos) {
+        *slot = b;
+    }
+    Ok(())
+}
+
+/// Decodes a copy tuple from the left-aligned `bits` of which `avail` are valid:
+/// (offset, length, bits used).
+#[inline(always)]
+fn copy_tuple(bits: u64, avail: u32) -> Result<(usize, usize, u32), MppcError> {
+    let (offset, obits) = if bits >> 61 == 0b110 {
+        (320 + ((bits >> 48) as usize & 0x1fff), 16)
+    } else if bits >> 60 == 0b1110 {
+        (64 + ((bits >> 52) as usize & 0xff), 12)
+    } else {
+        ((bits >> 54) as usize & 0x3f, 10)
+    };
+    // Length of match: k leading ones, a zero, then k+1 low bits of the length.
+    let rest = bits << obits;
+    let ones = rest.leading_ones();
+    let (len, lbits) = if ones == 0 {
+        (3, 1)
+    } else if ones < 12 {
+        let n = ones + 1;
+        let low = (rest << n) >> (64 - n);
+        ((1usize << n) | low as usize, 2 * n)
+    } else {
+        // Bits past the end of the input read as zeros, so 12 ones are really there
+        // (or the symbol is cut short): no length code starts like that.
+        return if obits + 12 > avail {
+            Err(MppcError::Truncated)
+        } else {
+            Err(MppcError::BadLength)
         };
-        if obits + lbits > avail {
-            return Err(MppcError::Truncated);
-        }
-        r.consume(obits + lbits);
-        // "Initialized history that has not been used for compressing data must not be
-        // referred to in the compressed packets" (RFC 2118 section 3.1): the offset must
-        // stay within what has been written since the last flush or restart.
-        if offset == 0 || offset > pos {
-            return Err(MppcError::BadOffset {
-                offset,
-                available: pos,
-            });
-        }
-        let end = pos + len;
-        if end > HISTORY_SIZE {
-            return Err(MppcError::OutputOverflow);
-        }
-        copy_match(hist, pos - offset, pos, len);
-        pos = end;
+    };
+    if obits + lbits > avail {
+        return Err(MppcError::Truncated);
+    }
+    Ok((offset, len, obits + lbits))
+}
+
+#[inline(always)]
+fn load8(hist: &[u8; HIST_ALLOC], at: usize) -> [u8; 8] {
+    hist.get(at & HIST_MASK..)
+        .and_then(|s| s.first_chunk::<8>())
+        .copied()
+        .unwrap_or_default()
+}
+
+#[inline(always)]
+fn store8(hist: &mut [u8; HIST_ALLOC], at: usize, v: [u8; 8]) {
+    if let Some(d) = hist
+        .get_mut(at & HIST_MASK..)
+        .and_then(|s| s.first_chunk_mut::<8>())
+    {
+        *d = v;
     }
 }
 
@@ -202,13 +254,26 @@ fn decode(hist: &mut [u8; HISTORY_SIZE], start: usize, input: &[u8]) -> Result<u
 /// When the ranges overlap the copy repeats the `dst - src` octets before `dst`, as a
 /// byte-by-byte copy would.
 #[inline(always)]
-fn copy_match(hist: &mut [u8; HISTORY_SIZE], src: usize, mut dst: usize, len: usize) {
+fn copy_match(hist: &mut [u8; HIST_ALLOC], src: usize, dst: usize, len: usize) {
+    let off = dst - src;
+    if off >= 8 && len <= 32 {
+        // Short copy, 8 octets at a time; each chunk reads only octets already final
+        // (off >= 8), and may spill up to 7 octets of junk into the slack or into positions
+        // the next symbols overwrite.
+        let mut k = 0;
+        while k < len {
+            let v = load8(hist, src + k);
+            store8(hist, dst + k, v);
+            k += 8;
+        }
+        return;
+    }
     let end = dst + len;
-    if dst - src >= len {
+    if off >= len {
         hist.copy_within(src..src + len, dst);
         return;
     }
-    if dst - src == 1 {
+    if off == 1 {
         let b = hist.get(src).copied().unwrap_or(0);
         if let Some(run) = hist.get_mut(dst..end) {
             run.fill(b);
@@ -216,10 +281,11 @@ fn copy_match(hist: &mut [u8; HISTORY_SIZE], src: usize, mut dst: usize, len: us
         return;
     }
     // Overlapping: `hist[src..dst]` is one period; each copy doubles what can be copied next.
-    while dst < end {
-        let n = (dst - src).min(end - dst);
-        hist.copy_within(src..src + n, dst);
-        dst += n;
+    let mut d = dst;
+    while d < end {
+        let n = (d - src).min(end - d);
+        hist.copy_within(src..src + n, d);
+        d += n;
     }
 }
 
