@@ -7,10 +7,10 @@ use pptp_nas::pptp::control::{
     Event, IncomingCall, Open, OutgoingCall, Role,
 };
 use pptp_nas::pptp::message::{
-    BearerType, CallDisconnectResult, ControlMessageType, EchoRequest, ErrorCode, FramingType,
-    IncomingCallConnected, IncomingCallReply, IncomingCallResult, Message, OutgoingCallResult,
-    StartControlConnectionRequest, StopControlConnectionRequest, StopReason, TextField,
-    WanErrorNotify,
+    BearerType, CallDisconnectResult, CauseCode, ControlMessageType, EchoRequest, ErrorCode,
+    FramingType, IncomingCallConnected, IncomingCallReply, IncomingCallResult, Message,
+    OutgoingCallResult, StartControlConnectionRequest, StopControlConnectionRequest, StopReason,
+    TextField, WanErrorNotify,
 };
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -787,7 +787,7 @@ fn outgoing_call_on_request_every_result_code() {
         let pac_id = last_outgoing_request(&p.pac).unwrap();
         assert_eq!(p.pac.conn.call_state(pac_id), Some(CallState::Dialing));
         let mut r = DialResult::failed(result);
-        r.cause = 17;
+        r.cause = CauseCode::UserBusy;
         r.connect_speed = if result == OutgoingCallResult::Connected {
             28_800
         } else {
@@ -806,7 +806,7 @@ fn outgoing_call_on_request_every_result_code() {
                 CallEnd::OutgoingFailed {
                     result,
                     error: ErrorCode::None,
-                    cause: 17
+                    cause: CauseCode::UserBusy
                 }
             );
             assert_eq!(call_down(&p.pac, pac_id).unwrap().1, CallEnd::Local);
@@ -871,7 +871,10 @@ fn pac_compat_mode_places_ocrq_per_caller() {
     assert_eq!(p.pac.conn.call_state(pac_id), Some(CallState::UpPns));
     assert_eq!(p.pns.conn.call_state(pns_id), Some(CallState::UpPac));
     // The caller hangs up: the PAC is on the PNS side of this call, so it sends CCRQ.
-    p.pac.conn.hang_up(p.now, pac_id, 16).unwrap();
+    p.pac
+        .conn
+        .hang_up(p.now, pac_id, CauseCode::NormalClearing)
+        .unwrap();
     p.settle();
     assert_eq!(call_down(&p.pns, pns_id).unwrap().1, CallEnd::ClearedByPeer);
     assert!(matches!(
@@ -906,7 +909,7 @@ fn ccrq_while_dialing_is_answered() {
     let pns_id = p.pns.conn.outgoing_call(p.now, dial()).unwrap();
     p.settle();
     let pac_id = last_outgoing_request(&p.pac).unwrap();
-    p.pns.conn.hang_up(p.now, pns_id, 0).unwrap();
+    p.pns.conn.hang_up(p.now, pns_id, CauseCode::None).unwrap();
     p.settle();
     assert_eq!(call_down(&p.pac, pac_id).unwrap().1, CallEnd::ClearedByPeer);
     assert!(call_down(&p.pns, pns_id).is_some());
@@ -920,7 +923,7 @@ fn clear_both_ways() {
     let mut p = Pair::established();
     // PNS clears: CCRQ -> CDN (Request).
     let (pac_id, pns_id) = p.incoming_call_up();
-    p.pns.conn.hang_up(p.now, pns_id, 0).unwrap();
+    p.pns.conn.hang_up(p.now, pns_id, CauseCode::None).unwrap();
     p.settle();
     assert_eq!(call_down(&p.pac, pac_id).unwrap().1, CallEnd::ClearedByPeer);
     assert!(matches!(
@@ -936,7 +939,10 @@ fn clear_both_ways() {
         pac_id,
         pptp_nas::pptp::message::CallStatistics::new(b"rx 10 tx 20").unwrap(),
     );
-    p.pac.conn.hang_up(p.now, pac_id, 42).unwrap();
+    p.pac
+        .conn
+        .hang_up(p.now, pac_id, CauseCode::from(42))
+        .unwrap();
     p.settle();
     assert_eq!(call_down(&p.pac, pac_id).unwrap().1, CallEnd::Local);
     assert_eq!(
@@ -944,7 +950,7 @@ fn clear_both_ways() {
         CallEnd::Disconnected {
             result: CallDisconnectResult::LostCarrier,
             error: ErrorCode::None,
-            cause: 42
+            cause: CauseCode::from(42)
         }
     );
 }
@@ -1062,7 +1068,7 @@ fn call_ids_unique_quarantined_and_serials_monotonic() {
     let mut p = Pair::with(pac, Config::new(Role::Pns), true);
     p.settle();
     let (a, _) = p.incoming_call_up();
-    p.pac.conn.hang_up(p.now, a, 0).unwrap();
+    p.pac.conn.hang_up(p.now, a, CauseCode::None).unwrap();
     p.settle();
     assert!(p.pac.conn.is_quarantined(a, p.now));
     assert!(!p

@@ -31,8 +31,8 @@ pub use spec::{spec, CallKey, CallState, CtrlState, MsgSpec, Scope, TimeoutKind}
 
 use crate::pptp::message::{
     BearerCapabilities, BearerType, CallClearRequest, CallDisconnectNotify, CallDisconnectResult,
-    CallStatistics, ControlItem, ControlMessageType, ControlStream, EchoReply, EchoRequest,
-    EchoResult, ErrorCode, FramingCapabilities, FramingType, IncomingCallConnected,
+    CallStatistics, CauseCode, ControlItem, ControlMessageType, ControlStream, EchoReply,
+    EchoRequest, EchoResult, ErrorCode, FramingCapabilities, FramingType, IncomingCallConnected,
     IncomingCallReply, IncomingCallRequest, IncomingCallResult, Message, OutgoingCallReply,
     OutgoingCallRequest, OutgoingCallResult, SetLinkInfo, StartControlConnectionReply,
     StartControlConnectionRequest, StartControlConnectionResult, StopControlConnectionReply,
@@ -265,7 +265,7 @@ pub enum CallEnd {
         /// Error Code of the OCRP.
         error: ErrorCode,
         /// Cause Code of the OCRP.
-        cause: u16,
+        cause: CauseCode,
     },
     /// We refused or failed the call (reject_call, failed dial_result, hang_up).
     Local,
@@ -278,7 +278,7 @@ pub enum CallEnd {
         /// Error Code of the CDN.
         error: ErrorCode,
         /// Cause Code of the CDN.
-        cause: u16,
+        cause: CauseCode,
     },
     /// The reply the current state waits for did not come (or the shell did not act) in time.
     Timeout(CallState),
@@ -412,7 +412,7 @@ pub struct DialResult {
     /// Error Code (for General Error).
     pub error: ErrorCode,
     /// Cause Code (Q.931).
-    pub cause: u16,
+    pub cause: CauseCode,
     /// Connect speed, bit/s.
     pub connect_speed: u32,
     /// Physical Channel ID.
@@ -425,7 +425,7 @@ impl DialResult {
         DialResult {
             result: OutgoingCallResult::Connected,
             error: ErrorCode::None,
-            cause: 0,
+            cause: CauseCode::None,
             connect_speed: speed,
             physical_channel_id: 0,
         }
@@ -436,7 +436,7 @@ impl DialResult {
         DialResult {
             result,
             error: ErrorCode::None,
-            cause: 0,
+            cause: CauseCode::None,
             connect_speed: 0,
             physical_channel_id: 0,
         }
@@ -1056,7 +1056,12 @@ impl Connection {
 
     /// Ends a call from our side: the PAC side sends Call-Disconnect-Notify (Lost Carrier with
     /// `cause`) and frees the call; the PNS side sends Call-Clear-Request and waits for the CDN.
-    pub fn hang_up(&mut self, now: Instant, call_id: u16, cause: u16) -> Result<(), CommandError> {
+    pub fn hang_up(
+        &mut self,
+        now: Instant,
+        call_id: u16,
+        cause: CauseCode,
+    ) -> Result<(), CommandError> {
         let state = self
             .calls
             .get(&call_id)
@@ -1343,7 +1348,13 @@ impl Connection {
         }
     }
 
-    fn send_cdn(&mut self, id: u16, result: CallDisconnectResult, error: ErrorCode, cause: u16) {
+    fn send_cdn(
+        &mut self,
+        id: u16,
+        result: CallDisconnectResult,
+        error: ErrorCode,
+        cause: CauseCode,
+    ) {
         let statistics = self
             .calls
             .get(&id)
@@ -1385,7 +1396,7 @@ impl Connection {
                         peer_call_id: peer,
                         result,
                         error: ErrorCode::None,
-                        cause_code: 0,
+                        cause_code: CauseCode::None,
                         connect_speed: 0,
                         packet_recv_window_size: 0,
                         packet_processing_delay: 0,
@@ -1404,7 +1415,7 @@ impl Connection {
                     }
                     _ => (CallDisconnectResult::AdminShutdown, ErrorCode::None),
                 };
-                self.send_cdn(id, result, error, 0);
+                self.send_cdn(id, result, error, CauseCode::None);
                 self.free_call(now, id, end);
             }
             CallState::DecideIcrq => {
@@ -1461,7 +1472,12 @@ impl Connection {
             if state == CallState::Dialing {
                 self.abort_call(now, id, CallEnd::Local);
             } else {
-                self.send_cdn(id, CallDisconnectResult::AdminShutdown, ErrorCode::None, 0);
+                self.send_cdn(
+                    id,
+                    CallDisconnectResult::AdminShutdown,
+                    ErrorCode::None,
+                    CauseCode::None,
+                );
                 self.free_call(now, id, CallEnd::Local);
             }
         } else {
@@ -1617,7 +1633,7 @@ impl Connection {
                 peer_call_id: r.call_id,
                 result,
                 error,
-                cause_code: 0,
+                cause_code: CauseCode::None,
                 connect_speed: 0,
                 packet_recv_window_size: 0,
                 packet_processing_delay: 0,
@@ -1727,7 +1743,7 @@ impl Connection {
                     peer_call_id: peer,
                     result: OutgoingCallResult::GeneralError,
                     error: ErrorCode::None,
-                    cause_code: 0,
+                    cause_code: CauseCode::None,
                     connect_speed: 0,
                     packet_recv_window_size: 0,
                     packet_processing_delay: 0,
@@ -1736,7 +1752,12 @@ impl Connection {
                 .into(),
             );
         }
-        self.send_cdn(id, CallDisconnectResult::Request, ErrorCode::None, 0);
+        self.send_cdn(
+            id,
+            CallDisconnectResult::Request,
+            ErrorCode::None,
+            CauseCode::None,
+        );
         self.free_call(now, id, CallEnd::ClearedByPeer);
     }
 
