@@ -177,12 +177,13 @@ async fn call_data_and_hangups_over_ptys() {
     client.write_all(b"+++").await.unwrap();
     let got = expect(&mut client, "OK\r\n", Duration::from_secs(2)).await;
     assert_eq!(got, "\r\nOK\r\n");
-    client.write_all(b"ATH0\r").await.unwrap();
     let t = Instant::now();
+    client.write_all(b"ATH0\r").await.unwrap();
     let mut data = Vec::new();
     let ev = next_event(&mut nas, &mut data, Duration::from_secs(1)).await;
     assert_eq!(ev, Event::HungUp(HangupCause::CarrierLost));
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    eprintln!("client hang-up seen by the NAS after {:?}", t.elapsed());
     // The +++ reached the NAS as data (a real modem sends it too); nothing else did.
     assert_eq!(data, b"+++");
     expect(&mut client, "OK", Duration::from_secs(2)).await;

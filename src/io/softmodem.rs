@@ -7,7 +7,7 @@
 //! CPU: its task sleeps in two reads.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -256,11 +256,6 @@ pub async fn run(opts: SoftmodemOptions) -> anyhow::Result<()> {
     }
     drop(sm);
     Ok(())
-}
-
-/// Whether `path` is one of our symlinks to a pty.
-pub fn is_pty_link(path: &Path) -> bool {
-    std::fs::read_link(path).is_ok_and(|t| t.starts_with("/dev/pts"))
 }
 
 #[cfg(test)]
