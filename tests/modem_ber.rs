@@ -52,7 +52,11 @@ async fn ber_raises_crc_errors_but_good_frames_arrive() {
         if events.last() == Some(&Event::Ready) {
             client.write_all(b"ATE0D1\r").await.unwrap();
         }
-        match timeout(Duration::from_secs(5), nas.next()).await.unwrap().unwrap() {
+        match timeout(Duration::from_secs(5), nas.next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
             LineEvent::Modem(e) => events.push(e),
             LineEvent::Data(d) => panic!("data before CONNECT: {d:?}"),
         }
@@ -95,7 +99,11 @@ async fn ber_raises_crc_errors_but_good_frames_arrive() {
         while let Some(r) = dec.decode(&mut input) {
             if let Ok(frame) = r {
                 let n = u16::from_be_bytes([frame[8], frame[9]]) as usize;
-                assert_eq!(frame, &frames[n][..], "a frame that passed the FCS is intact");
+                assert_eq!(
+                    frame,
+                    &frames[n][..],
+                    "a frame that passed the FCS is intact"
+                );
                 good += 1;
             }
         }
@@ -103,6 +111,9 @@ async fn ber_raises_crc_errors_but_good_frames_arrive() {
     let _client = sender.await.unwrap();
     let c = *dec.counters();
     eprintln!("BER 1e-4: {good} good frames, counters {c:?}");
-    assert!(c.crc_errors > 0, "bit errors must show as CRC errors: {c:?}");
+    assert!(
+        c.crc_errors > 0,
+        "bit errors must show as CRC errors: {c:?}"
+    );
     assert!(good > frames.len() / 2, "most frames still arrive: {good}");
 }
