@@ -95,14 +95,20 @@ async fn dead_modem_goes_out_of_service_and_recovers() {
 }
 
 #[tokio::test]
-async fn no_dialtone_and_timeout_paths() {
+async fn dial_failure_and_timeout_paths() {
     let pty = pty_pair().unwrap();
     let mut dials = 0;
     let _modem = fake_modem(pty.master, move |l| {
         if l.starts_with("ATDT") {
             dials += 1;
-            // First dial: NO DIALTONE; second: silence (a hung modem).
-            return (dials == 1).then(|| b"\r\nNO DIALTONE\r\n".to_vec());
+            // NO DIALTONE, NO CARRIER, BUSY, NO ANSWER, then silence (a hung modem).
+            return match dials {
+                1 => Some(b"\r\nNO DIALTONE\r\n".to_vec()),
+                2 => Some(b"\r\nNO CARRIER\r\n".to_vec()),
+                3 => Some(b"\r\nBUSY\r\n".to_vec()),
+                4 => Some(b"\r\nNO ANSWER\r\n".to_vec()),
+                _ => None,
+            };
         }
         Some(b"\r\nOK\r\n".to_vec())
     });
@@ -112,15 +118,22 @@ async fn no_dialtone_and_timeout_paths() {
         next_modem(&mut line, Duration::from_secs(2)).await,
         Event::Ready
     );
-    line.dial("5551234").unwrap();
-    assert_eq!(
-        next_modem(&mut line, Duration::from_secs(2)).await,
-        Event::CallFailed(Failure::NoDialtone)
-    );
-    assert_eq!(
-        next_modem(&mut line, Duration::from_secs(2)).await,
-        Event::Ready
-    );
+    for want in [
+        Failure::NoDialtone,
+        Failure::NoCarrier,
+        Failure::Busy,
+        Failure::NoAnswer,
+    ] {
+        line.dial("5551234").unwrap();
+        assert_eq!(
+            next_modem(&mut line, Duration::from_secs(2)).await,
+            Event::CallFailed(want)
+        );
+        assert_eq!(
+            next_modem(&mut line, Duration::from_secs(2)).await,
+            Event::Ready
+        );
+    }
     line.dial("5551234").unwrap();
     assert_eq!(
         next_modem(&mut line, Duration::from_secs(2)).await,
