@@ -40,7 +40,7 @@ impl Default for MatchFinder {
     /// The measured best trade-off (see docs/PERFORMANCE.md, section MPPC).
     fn default() -> Self {
         MatchFinder::Chain {
-            depth: 4,
+            depth: 6,
             lazy: false,
         }
     }
@@ -252,34 +252,33 @@ impl Compressor {
         let mut depth = if CHAIN { self.depth } else { 1 };
         // A match this long is good enough: stop looking.
         let nice = max.min(self.nice);
-        let key = self.word(i) & 0x00ff_ffff;
-        // The 4 octets ending at `best_len` (once there is a best): a candidate that differs
-        // there cannot beat it. Until then, a dummy that the first test below makes moot.
-        let mut tail = 0;
+        let head8 = self.qword(i);
         while cand != NIL && depth > 0 {
             let c = usize::from(cand);
             // Chains are strictly decreasing within a history round; anything else is stale.
             if c >= i {
                 break;
             }
-            let hit = self.word(c) & 0x00ff_ffff == key
-                && (best_len < MIN_MATCH || self.word(c + best_len - 3) == tail);
-            if hit {
-                let l = MIN_MATCH + self.match_len(c + MIN_MATCH, i + MIN_MATCH, max - MIN_MATCH);
-                if l > best_len {
-                    best_len = l;
-                    best_off = i - c;
-                    if l >= nice {
-                        break;
-                    }
-                    tail = self.word(i + best_len - 3);
-                    if l >= self.good {
-                        depth = depth.min(self.depth / 4 + 1);
-                    }
-                }
+            // Most candidates differ within 8 octets: measure those without a
+            // data-dependent branch (the comparison result is selected, not branched on).
+            let x = self.qword(c) ^ head8;
+            let l = if x != 0 {
+                (x.trailing_zeros() / 8) as usize
+            } else {
+                8 + self.match_len(c + 8, i + 8, max.saturating_sub(8))
+            };
+            let l = l.min(max);
+            let better = l > best_len;
+            best_off = if better { i - c } else { best_off };
+            best_len = if better { l } else { best_len };
+            if best_len >= nice {
+                break;
             }
             if !CHAIN {
                 break;
+            }
+            if best_len >= self.good {
+                depth = depth.min(self.depth / 4 + 1);
             }
             cand = self.prev.get(c).copied().unwrap_or(NIL);
             depth -= 1;
@@ -289,6 +288,12 @@ impl Compressor {
         } else {
             (0, 0)
         }
+    }
+
+    /// The 8 octets at history position `i` (little-endian; the slack keeps it in bounds).
+    #[inline(always)]
+    fn qword(&self, i: usize) -> u64 {
+        read_u64(&self.hist[..], i & HIST_MASK).unwrap_or(0)
     }
 
     /// The 4 octets at history position `i` (little-endian; the slack keeps it in bounds).
