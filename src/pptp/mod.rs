@@ -18,6 +18,7 @@ pub mod control;
 pub mod gre;
 pub mod ipv4;
 pub mod message;
+pub mod window;
 
 pub use gre::{GreError, GrePacket, GreRepr, SeqNumber};
 pub use ipv4::{Ipv4Error, Ipv4Header};
