@@ -33,7 +33,9 @@ pub enum MppeMode {
     Required,
     /// Asked for; the link goes on without it if the peer refuses.
     Preferred,
-    /// Not asked for, accepted when the peer asks.
+    /// Not asked for, accepted when the peer asks. CCP is per direction (RFC 1962), so the
+    /// result may encrypt only the peer-to-us direction; our own request mirrors the peer's
+    /// bits only when the peer's request was agreed before ours went out.
     Permitted,
     /// Refused.
     Disabled,
@@ -156,15 +158,37 @@ impl CcpResult {
         self.tx.0 & KEY_BITS != 0 && self.rx.0 & KEY_BITS != 0
     }
 
-    /// The key length in bits (the weaker direction), if encrypted.
+    /// Whether what we send is encrypted (CCP is negotiated per direction, RFC 1962).
+    pub fn tx_encrypted(&self) -> bool {
+        self.tx.0 & KEY_BITS != 0
+    }
+
+    /// Whether what the peer sends is encrypted.
+    pub fn rx_encrypted(&self) -> bool {
+        self.rx.0 & KEY_BITS != 0
+    }
+
+    /// The key length in bits of the peer-to-us direction, if encrypted.
+    pub fn rx_key_bits(&self) -> Option<u16> {
+        bits_to_len(strongest(self.rx.0 & KEY_BITS))
+    }
+
+    /// The key length in bits (the weaker direction), if both are encrypted.
     pub fn key_bits(&self) -> Option<u16> {
-        let k = strongest(self.tx.0 & KEY_BITS).min(strongest(self.rx.0 & KEY_BITS));
-        match k {
-            MppeBits::S_128 => Some(128),
-            MppeBits::M_56 => Some(56),
-            MppeBits::L_40 => Some(40),
-            _ => None,
-        }
+        let (t, r) = (
+            bits_to_len(strongest(self.tx.0 & KEY_BITS))?,
+            bits_to_len(strongest(self.rx.0 & KEY_BITS))?,
+        );
+        Some(t.min(r))
+    }
+}
+
+fn bits_to_len(bit: u32) -> Option<u16> {
+    match bit {
+        MppeBits::S_128 => Some(128),
+        MppeBits::M_56 => Some(56),
+        MppeBits::L_40 => Some(40),
+        _ => None,
     }
 }
 

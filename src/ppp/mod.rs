@@ -17,6 +17,7 @@
 
 pub mod auth;
 pub mod ccp;
+pub mod engine;
 pub mod fsm;
 pub mod ipcp;
 pub mod lcp;

@@ -377,6 +377,11 @@ impl ChapAuthenticator {
     pub fn outbox(&mut self) -> &mut Outbox {
         &mut self.out
     }
+
+    /// When the timer fires next.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.out.deadline
+    }
 }
 
 /// Identifier, authenticator challenge, our peer challenge and NT-Response of a Response.
@@ -392,6 +397,9 @@ pub struct ChapPeer {
     /// The last Response: identifier, authenticator challenge, our peer challenge,
     /// NT-Response.
     last: Option<LastResponse>,
+    /// The last Response packet, retransmitted until a verdict arrives.
+    last_packet: Vec<u8>,
+    sent: u8,
     done: bool,
 }
 
@@ -407,6 +415,8 @@ impl ChapPeer {
             creds,
             out,
             last: None,
+            last_packet: Vec::new(),
+            sent: 0,
             done: false,
         }
     }
@@ -538,11 +548,13 @@ impl ChapPeer {
                 name: &self.creds.user,
             },
         );
-        self.out.tx.push_back(packet);
+        self.out.tx.push_back(packet.clone());
+        self.last_packet = packet;
+        self.sent = 1;
         self.last = Some((id, auth_challenge, peer_challenge, nt_response));
-        // Wait for the verdict as long as the authenticator may keep challenging.
-        self.out.deadline =
-            Some(now + self.creds.timing.restart * u32::from(self.creds.timing.max_transmit));
+        // The Response is repeated on the restart timer until a verdict arrives: a lost
+        // Success or Failure is then sent again by the authenticator (RFC 1994 4.2).
+        self.out.deadline = Some(now + self.creds.timing.restart);
     }
 
     fn end(&mut self, ev: AuthEvent) {
@@ -551,17 +563,29 @@ impl ChapPeer {
         self.out.events.push_back(ev);
     }
 
-    /// The overall wait timer.
+    /// The wait timer: repeats the Response, or gives up.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.out.expired(now) && !self.done {
-            let n = self.creds.timing.max_transmit;
-            self.end(AuthEvent::Failure(AuthFailure::Timeout(n)));
+        if !self.out.expired(now) || self.done {
+            return;
+        }
+        let max = self.creds.timing.max_transmit;
+        if self.last.is_some() && self.sent < max {
+            self.sent += 1;
+            self.out.tx.push_back(self.last_packet.clone());
+            self.out.deadline = Some(now + self.creds.timing.restart);
+        } else {
+            self.end(AuthEvent::Failure(AuthFailure::Timeout(max)));
         }
     }
 
     /// Queued packets and events.
     pub fn outbox(&mut self) -> &mut Outbox {
         &mut self.out
+    }
+
+    /// When the timer fires next.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.out.deadline
     }
 }
 

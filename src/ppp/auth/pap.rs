@@ -51,8 +51,8 @@ impl PapAuthenticator {
             if *id == repr.identifier {
                 let reply = reply.clone();
                 self.out.tx.push_back(reply);
+                return;
             }
-            return;
         }
         let ok = match store.lookup(peer_id) {
             None => Err(AuthFailure::UnknownUser(user_text(peer_id))),
@@ -82,9 +82,13 @@ impl PapAuthenticator {
         .to_vec()
         .unwrap_or_default();
         self.out.tx.push_back(reply.clone());
-        self.answered = Some((repr.identifier, reply));
         self.out.deadline = None;
-        self.out.events.push_back(event);
+        // A peer whose answer was lost retransmits with a new identifier (RFC 1334 requires a
+        // new one); it gets a fresh verdict, but the outcome is reported only once.
+        if self.answered.is_none() {
+            self.out.events.push_back(event);
+        }
+        self.answered = Some((repr.identifier, reply));
     }
 
     /// The overall wait timer.
@@ -102,6 +106,11 @@ impl PapAuthenticator {
     /// Queued packets and events.
     pub fn outbox(&mut self) -> &mut Outbox {
         &mut self.out
+    }
+
+    /// When the timer fires next.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.out.deadline
     }
 }
 
@@ -193,6 +202,11 @@ impl PapPeer {
     pub fn outbox(&mut self) -> &mut Outbox {
         &mut self.out
     }
+
+    /// When the timer fires next.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.out.deadline
+    }
 }
 
 #[cfg(test)]
@@ -211,23 +225,18 @@ mod test {
             let req = p.outbox().tx.pop_front().unwrap();
             // Lost answer: the peer retransmits with a new identifier.
             a.handle_packet(now, &req, &store);
-            let _lost = a.outbox().tx.pop_front().unwrap();
+            let lost = a.outbox().tx.pop_front().unwrap();
             let t = p.outbox().deadline.unwrap();
             p.handle_timeout(t);
             let req2 = p.outbox().tx.pop_front().unwrap();
             assert_ne!(req[1], req2[1]);
-            a.handle_packet(t, &req2, &store);
-            // A different identifier gets no second verdict.
-            assert!(a.outbox().tx.is_empty());
-            a.handle_packet(t, &req, &store);
-            let again = a.outbox().tx.pop_front().unwrap();
-            assert_eq!(again[1], req[1]);
-            // Answer for the old id is ignored by the peer; re-answer the new one.
-            p.handle_packet(t, &again);
+            // An answer for the old identifier is ignored by the peer.
+            p.handle_packet(t, &lost);
             assert!(p.outbox().events.is_empty());
-            let mut fixed = again.clone();
-            fixed[1] = req2[1];
-            p.handle_packet(t, &fixed);
+            a.handle_packet(t, &req2, &store);
+            let again = a.outbox().tx.pop_front().unwrap();
+            assert_eq!(again[1], req2[1]);
+            p.handle_packet(t, &again);
             let ev = p.outbox().events.pop_front().unwrap();
             assert_eq!(matches!(ev, AuthEvent::Success { .. }), ok);
             let aev = a.outbox().events.pop_front().unwrap();
