@@ -480,6 +480,25 @@ fn mschapv2_link_exposes_matching_material_and_addresses() {
         .unwrap();
     let got = pair.server.handle_frame(pair.now, &frame).unwrap();
     assert_eq!(got.payload, &[0x90, 0x00, 1, 2, 3]);
+    // The MPPE data path built from the negotiation: client encrypts, server decrypts.
+    let (mut ctx, _crx) = pair.client.mppe_data_path().unwrap();
+    let (_stx, mut srx) = pair.server.mppe_data_path().unwrap();
+    use pptp_nas::mppe::pipeline::{CcpReceive, CcpTransmit};
+    let ip = [0x00, 0x21, 0x45, 0, 0, 24, 1, 2, 3, 4, 5, 6, 7, 8];
+    let mut info = Vec::new();
+    ctx.encode(&ip, &mut info).unwrap();
+    assert_ne!(&info[2..], &ip[..]);
+    let frame = pair
+        .client
+        .send_network(Protocol::CompressedDatagram, &info)
+        .unwrap();
+    let mut got = pair
+        .server
+        .handle_frame(pair.now, &frame)
+        .unwrap()
+        .payload
+        .to_vec();
+    assert_eq!(srx.decode(&mut got).unwrap(), &ip[..]);
     let plain = [0x21, 0x45, 0, 0, 20];
     assert!(pair.server.handle_frame(pair.now, &plain).is_none());
     assert!(pair.server.stats().gated >= 1);

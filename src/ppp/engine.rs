@@ -42,6 +42,9 @@ use super::fsm::{FinishReason, Fsm, FsmConfig, FsmEvent, State};
 use super::ipcp::{IpcpConfig, IpcpNegotiator, IpcpResult};
 use super::lcp::{AuthMethod, Lcp, LcpConfig, LcpEvent, LinkParams};
 use super::packet::{Compression, FrameRepr, Protocol};
+use crate::mppe::keys::{self, Direction, KeyStrength, StartKey};
+use crate::mppe::pipeline::{CcpError, PipelineConfig, Receiver, Transmitter};
+use crate::mppe::MppeOptions;
 
 /// Which end of the link this engine plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -383,6 +386,63 @@ impl Engine {
 
     fn rx_encrypted(&self) -> bool {
         self.ccp_result.is_some_and(|r| r.rx_encrypted())
+    }
+
+    /// Builds the MPPC/MPPE data path for the negotiated option 18 bits and the MS-CHAP key
+    /// material (RFC 3079): a transmitter for what we send and a receiver for what the peer
+    /// sends. The shell owns them (they are the compression state, kept out of the engine)
+    /// and routes [`Event::CcpReset`] to them.
+    pub fn mppe_data_path(&self) -> Result<(Transmitter, Receiver), CcpError> {
+        let result = self.ccp_result.ok_or(CcpError::NothingNegotiated)?;
+        let tx_cfg = PipelineConfig::from_options(&MppeOptions::from_bits(result.tx.0))?;
+        let rx_cfg = PipelineConfig::from_options(&MppeOptions::from_bits(result.rx.0))?;
+        let tx_key = tx_cfg.mppe.and_then(|s| self.start_key(s, Direction::Send));
+        let rx_key = rx_cfg
+            .mppe
+            .and_then(|s| self.start_key(s, Direction::Receive));
+        Ok((
+            Transmitter::new(&tx_cfg, tx_key)?,
+            Receiver::new(&rx_cfg, rx_key)?,
+        ))
+    }
+
+    fn start_key(&self, strength: KeyStrength, direction: Direction) -> Option<StartKey> {
+        let role = match self.policy.role {
+            Role::Server => keys::Role::Server,
+            Role::Client => keys::Role::Client,
+        };
+        match &self.material {
+            AuthMaterial::None => None,
+            AuthMaterial::MsChapV2 {
+                password_hash_hash,
+                nt_response,
+            } => Some(keys::mschapv2_start_key(
+                password_hash_hash,
+                nt_response,
+                strength,
+                direction,
+                role,
+            )),
+            AuthMaterial::MsChapV1 {
+                password_hash_hash,
+                challenge,
+                lm_password_hash,
+                ..
+            } => {
+                let lm = match (strength, lm_password_hash) {
+                    (KeyStrength::Bits128, _) => [0; 16],
+                    (_, Some(lm)) => *lm,
+                    // 40/56-bit MS-CHAPv1 keys need the LM hash, unknown with an NT-hash store.
+                    (_, None) => return None,
+                };
+                Some(keys::mschapv1_start_key(
+                    strength,
+                    &lm,
+                    password_hash_hash,
+                    challenge,
+                ))
+            }
+        }
     }
 
     // ---- commands -------------------------------------------------------------------------

@@ -321,6 +321,7 @@ impl ChapAuthenticator {
                         password_hash_hash: mschap::hash_nt_password_hash(&nt_hash),
                         challenge,
                         nt_response: r.nt_response,
+                        lm_password_hash: secret.password().map(mschap::lm_password_hash),
                     },
                     Vec::new(),
                 ))
@@ -450,6 +451,11 @@ impl ChapPeer {
                             password_hash_hash: mschap::hash_nt_password_hash(&nt_hash),
                             challenge,
                             nt_response,
+                            lm_password_hash: self
+                                .creds
+                                .secret
+                                .password()
+                                .map(mschap::lm_password_hash),
                         }
                     }
                     ChapVariant::MsChapV2 => {

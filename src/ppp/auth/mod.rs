@@ -114,6 +114,9 @@ pub enum AuthMaterial {
         challenge: [u8; 8],
         /// The NT-Response.
         nt_response: [u8; 24],
+        /// LmPasswordHash, needed for 40/56-bit MS-CHAPv1 MPPE keys (RFC 3079 2.1); `None`
+        /// when only the NT hash is known.
+        lm_password_hash: Option<[u8; 16]>,
     },
     /// MS-CHAPv2: PasswordHashHash and NT-Response (RFC 3079 3.3, GetMasterKey).
     MsChapV2 {

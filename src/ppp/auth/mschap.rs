@@ -1,12 +1,14 @@
 //! MS-CHAP version 1 (RFC 2433) and version 2 (RFC 2759): the crypto as pure functions.
 //!
-//! The NT password hash and its hash live here only until `mppe::keys` lands on main
-//! (they are the same functions MPPE key derivation needs); then these two become re-uses.
+//! The password hashes (NtPasswordHash, HashNtPasswordHash, LmPasswordHash) come from
+//! [`crate::mppe::keys`], which MPPE key derivation shares; this module adds the byte-string
+//! entry points MS-CHAP needs and the challenge/response functions.
 
 use des::cipher::{BlockEncrypt, KeyInit};
 use des::Des;
-use md4::Md4;
 use sha1::{Digest, Sha1};
+
+use crate::mppe::keys;
 
 /// The password as Unicode (UTF-16LE), as NtPasswordHash hashes it. A password that is not
 /// UTF-8 is taken octet by octet as Latin-1.
@@ -17,14 +19,23 @@ pub fn unicode_password(password: &[u8]) -> Vec<u8> {
     }
 }
 
+/// The password as text: UTF-8 when it is, otherwise Latin-1 octet by octet (whose UTF-16
+/// units are the octets themselves, so [`unicode_password`] and the hash agree).
+fn password_text(password: &[u8]) -> String {
+    match core::str::from_utf8(password) {
+        Ok(s) => s.to_owned(),
+        Err(_) => password.iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
 /// RFC 2433 / RFC 2759 NtPasswordHash: MD4 of the Unicode password.
 pub fn nt_password_hash(password: &[u8]) -> [u8; 16] {
-    Md4::digest(unicode_password(password)).into()
+    keys::nt_password_hash(&password_text(password))
 }
 
 /// RFC 2759 HashNtPasswordHash: MD4 of the NT password hash (the "PasswordHashHash").
 pub fn hash_nt_password_hash(hash: &[u8; 16]) -> [u8; 16] {
-    Md4::digest(hash).into()
+    keys::hash_nt_password_hash(hash)
 }
 
 /// Spreads 7 key octets over 8, leaving the low bit of each for parity (RFC 2433 DesEncrypt).
@@ -70,21 +81,10 @@ pub fn nt_challenge_response(challenge: &[u8; 8], nt_hash: &[u8; 16]) -> [u8; 24
     challenge_response(challenge, nt_hash)
 }
 
-/// RFC 2433 LmPasswordHash: the upper-cased, 14-octet-padded OEM password, each half DES-
-/// encrypting "KGS!@#$%". Weak by design; used only when the policy enables LM responses.
+/// RFC 2433 LmPasswordHash (from [`crate::mppe::keys`]). Weak by design; used only when the
+/// policy enables LM responses, and for MS-CHAPv1 40/56-bit MPPE keys.
 pub fn lm_password_hash(password: &[u8]) -> [u8; 16] {
-    let mut ucase = [0u8; 14];
-    for (d, s) in ucase.iter_mut().zip(password.iter()) {
-        *d = s.to_ascii_uppercase();
-    }
-    const STD_TEXT: [u8; 8] = *b"KGS!@#$%";
-    let mut out = [0u8; 16];
-    for (half, key) in out.chunks_exact_mut(8).zip(ucase.chunks_exact(7)) {
-        let mut k = [0u8; 7];
-        k.copy_from_slice(key);
-        half.copy_from_slice(&des_encrypt(&STD_TEXT, &k));
-    }
-    out
+    keys::lm_password_hash(&password_text(password))
 }
 
 /// RFC 2433 LmChallengeResponse.
