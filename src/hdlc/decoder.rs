@@ -13,7 +13,8 @@ pub struct DecoderConfig {
     pub accm: u32,
     /// Which FCS the peer appends.
     pub fcs: FcsKind,
-    /// The longest frame accepted, FCS excluded. Default MRU 1500 + [`FRAME_OVERHEAD`].
+    /// The longest frame accepted, FCS excluded. Default MRU 1500 + [`FRAME_OVERHEAD`]; values
+    /// above [`MAX_FRAME_LEN_LIMIT`] are treated as that limit.
     pub max_frame_len: usize,
 }
 
@@ -26,6 +27,10 @@ impl Default for DecoderConfig {
         }
     }
 }
+
+/// The largest `max_frame_len` honoured: the largest MRU LCP can express (a 16-bit field) plus
+/// [`FRAME_OVERHEAD`]. Keeps the one-time buffer allocation bounded whatever the configuration.
+pub const MAX_FRAME_LEN_LIMIT: usize = u16::MAX as usize + FRAME_OVERHEAD;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -118,6 +123,7 @@ impl Decoder {
     }
 
     fn rebuild(&mut self) {
+        self.config.max_frame_len = self.config.max_frame_len.min(MAX_FRAME_LEN_LIMIT);
         let mut table = super::EscapeMap::from_accm(self.config.accm).table();
         for o in [FLAG, ESCAPE] {
             if let Some(s) = table.get_mut(usize::from(o)) {
@@ -797,6 +803,20 @@ mod test {
         let (f, e) = run(&mut d, &w16, 1000);
         assert!(f.is_empty());
         assert_eq!(e, vec![FrameError::BadFcs]);
+    }
+
+    #[test]
+    fn huge_maximum_is_clamped() {
+        let mut d = Decoder::new(DecoderConfig {
+            max_frame_len: usize::MAX,
+            ..Default::default()
+        });
+        assert_eq!(d.config().max_frame_len, MAX_FRAME_LEN_LIMIT);
+        assert!(d.buf.capacity() >= MAX_FRAME_LEN_LIMIT + 2);
+        d.set_max_frame_len(10);
+        let (f, e) = run(&mut d, &framed(ECHO), 1000);
+        assert!(f.is_empty());
+        assert_eq!(e, vec![FrameError::Oversize { max: 10 }]);
     }
 
     #[test]

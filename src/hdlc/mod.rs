@@ -39,7 +39,7 @@ mod fcs;
 mod map;
 
 pub use counters::{DecoderStats, WanCounter, WanErrorCounters};
-pub use decoder::{Decoder, DecoderConfig};
+pub use decoder::{Decoder, DecoderConfig, MAX_FRAME_LEN_LIMIT};
 pub use encoder::{Encoder, EncoderConfig, NEVER_ESCAPED};
 pub use fcs::{fcs16, fcs32, FcsKind, FCS16_GOOD, FCS16_INIT, FCS32_GOOD, FCS32_INIT};
 pub use map::EscapeMap;
