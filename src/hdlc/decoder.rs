@@ -328,11 +328,7 @@ impl Decoder {
                     *input = data.get(i + 1..).unwrap_or_default();
                     self.start_frame();
                 }
-                State::Frame => {
-                    if let Some(step) = self.in_frame(input) {
-                        return step;
-                    }
-                }
+                State::Frame => return self.in_frame(input),
             }
         }
     }
@@ -361,15 +357,14 @@ impl Decoder {
         })
     }
 
-    /// Collects frame octets. Returns `Some` when the caller must return, `None` when the state
-    /// changed and the outer loop goes on.
-    fn in_frame(&mut self, input: &mut &[u8]) -> Option<Step> {
+    /// Collects frame octets until a frame ends (good or bad) or the input is used up.
+    fn in_frame(&mut self, input: &mut &[u8]) -> Step {
         let limit = self.limit();
         loop {
             let data: &[u8] = input;
             if self.escaped {
                 let Some((&b, rest)) = data.split_first() else {
-                    return Some(Step::More);
+                    return Step::More;
                 };
                 *input = rest;
                 // RFC 1662 section 4.2: "Each Control Escape octet is also removed, and the
@@ -377,14 +372,14 @@ impl Decoder {
                 // Flag Sequence (which aborts a frame)."
                 if b == FLAG {
                     self.start_frame();
-                    return Some(self.fail(FrameError::Aborted));
+                    return self.fail(FrameError::Aborted);
                 }
                 if self.deleted(b) {
                     continue; // inserted by the line between the escape and its octet
                 }
                 self.escaped = false;
                 if self.buf.len() >= limit {
-                    return Some(self.oversize());
+                    return self.oversize();
                 }
                 self.buf.push(b ^ ESCAPE_XOR);
                 continue;
@@ -398,7 +393,7 @@ impl Decoder {
                 }
                 if self.buf.len() >= limit {
                     *input = rest;
-                    return Some(self.oversize());
+                    return self.oversize();
                 }
                 self.buf.push(*x ^ ESCAPE_XOR);
                 d = rest;
@@ -415,18 +410,18 @@ impl Decoder {
             };
             if span.len() > limit.saturating_sub(self.buf.len()) {
                 *input = rest;
-                return Some(self.oversize());
+                return self.oversize();
             }
             self.buf.extend_from_slice(span);
             let Some((&b, rest)) = rest.split_first() else {
                 *input = rest;
-                return Some(Step::More);
+                return Step::More;
             };
             *input = rest;
             match b {
                 FLAG => {
                     if let Some(step) = self.end_frame(limit) {
-                        return Some(step);
+                        return step;
                     }
                 }
                 ESCAPE => self.escaped = true,
