@@ -28,7 +28,10 @@ fn ipcp_request_with_vj_from_scapy_suite() {
     let _our_request = server.poll_transmit().unwrap();
     assert!(server.handle_packet(now, &frame[2..]).is_none());
     let reply = server.poll_transmit().unwrap();
-    assert_eq!(reply, [0x04, 0x01, 0x00, 0x0a, 0x02, 0x06, 0x00, 0x2d, 0x0f, 0x01]);
+    assert_eq!(
+        reply,
+        [0x04, 0x01, 0x00, 0x0a, 0x02, 0x06, 0x00, 0x2d, 0x0f, 0x01]
+    );
     // The peer drops VJ and asks again for 192.168.1.1: Nak with the assigned address.
     let again = [0x01, 0x02, 0x00, 0x0a, 0x03, 0x06, 0xc0, 0xa8, 0x01, 0x01];
     assert!(server.handle_packet(now, &again).is_none());

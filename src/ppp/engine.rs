@@ -616,7 +616,12 @@ impl Engine {
     /// The next frame to send (address/control and protocol per the negotiated compression).
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.tx.pop_front()
+        let f = self.tx.pop_front();
+        if self.tx.is_empty() {
+            // Idle links hold no queue memory (issue 3: a small object per call).
+            self.tx = VecDeque::new();
+        }
+        f
     }
 
     /// The earliest deadline of every timer.
@@ -647,7 +652,11 @@ impl Engine {
     /// The next event.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        e
     }
 
     // ---- the phase machine ----------------------------------------------------------------

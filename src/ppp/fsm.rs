@@ -439,7 +439,11 @@ impl<N: Negotiator> Fsm<N> {
     /// The next control packet to send (code, identifier, length, data), if any.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.tx.pop_front()
+        let p = self.tx.pop_front();
+        if self.tx.is_empty() {
+            self.tx = VecDeque::new();
+        }
+        p
     }
 
     /// When [`Fsm::handle_timeout`] must next be called.
@@ -451,7 +455,11 @@ impl<N: Negotiator> Fsm<N> {
     /// The next layer event, if any.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<FsmEvent> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        e
     }
 
     /// Queues a packet built by the protocol itself (Echo-Reply, Protocol-Reject, Reset…),
