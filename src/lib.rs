@@ -14,11 +14,13 @@
 #[macro_use]
 mod macros;
 
+pub mod config;
 pub mod hdlc;
 pub mod io;
 pub mod modem;
 pub mod mppc;
 pub mod mppe;
+pub mod pac;
 pub mod pcap;
 pub mod ppp;
 pub mod pptp;

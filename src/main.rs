@@ -22,6 +22,9 @@ enum Command {
     /// Linked pty pairs that behave like two Hayes modems on a phone line (the lab's dial-up
     /// network): DIR/client0 is the dial-in side, DIR/nas0 the side the PAC drives.
     Softmodem(SoftmodemArgs),
+    /// Validate a PAC configuration file (schema, references, profiles, devices) without
+    /// opening any device. Exit 0 when valid; errors are printed one per line.
+    CheckConfig(pptp_nas::pac::cli::CheckConfigArgs),
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
+        Command::CheckConfig(a) => std::process::exit(pptp_nas::pac::cli::check_config(&a)),
         Command::Softmodem(a) => {
             if !(0.0..=1.0).contains(&a.ber) {
                 anyhow::bail!("--ber must be between 0 and 1");
