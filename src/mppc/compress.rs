@@ -141,9 +141,12 @@ impl Compressor {
             self.expanded();
             return flags;
         }
-        if self.pos + input.len() > HISTORY_SIZE {
+        if self.pos != 0 && self.pos + input.len() >= HISTORY_SIZE {
             // Bit B: "the packet was moved to the front of the history buffer typically
-            // because there was no room at the end of the history buffer".
+            // because there was no room at the end of the history buffer". A packet never
+            // ends exactly at the end of the buffer: FreeBSD's decoder (sys/net/mppcd.c)
+            // rejects a copy that reaches the last octet, so restart one octet early as its
+            // compressor does.
             self.restart();
             flags |= PacketFlags::AT_FRONT;
         }

@@ -8,8 +8,11 @@ use super::{MppcError, PacketFlags, HISTORY_SIZE};
 /// See the module documentation for the history model and the safety contract.
 pub struct Decompressor {
     hist: Box<[u8; HIST_ALLOC]>,
-    /// Next write position; `hist[..pos]` is the history copy tuples may refer to.
+    /// Next write position.
     pos: usize,
+    /// High-water mark of positions written since the last flush: `hist[..filled]` is history
+    /// (after a restart at the front, `hist[pos..filled]` still holds the previous round).
+    filled: usize,
     /// Set by an error or [`reset`](Self::reset): drop packets until one is FLUSHED.
     need_flush: bool,
     /// Holds uncompressed packets too large for the history (no copy tuple can refer to them).
@@ -37,6 +40,7 @@ impl Decompressor {
         Decompressor {
             hist: Box::new([0; HIST_ALLOC]),
             pos: 0,
+            filled: 0,
             need_flush: false,
             spill: Vec::new(),
         }
@@ -53,6 +57,7 @@ impl Decompressor {
         // before decompressing the packet".
         if flags.contains(PacketFlags::FLUSHED) {
             self.pos = 0;
+            self.filled = 0;
             self.need_flush = false;
         }
         if self.need_flush {
@@ -65,9 +70,10 @@ impl Decompressor {
         }
         let start = self.pos;
         if flags.contains(PacketFlags::COMPRESSED) {
-            match decode(&mut self.hist, start, input) {
+            match decode(&mut self.hist, start, self.filled, input) {
                 Ok(end) => {
                     self.pos = end;
+                    self.filled = self.filled.max(end);
                     Ok(self.hist.get(start..end).unwrap_or_default())
                 }
                 Err(e) => {
@@ -101,6 +107,7 @@ impl Decompressor {
             None => return Err(MppcError::OutputOverflow),
         }
         self.pos = end;
+        self.filled = self.filled.max(end);
         Ok(self.hist.get(start..end).unwrap_or_default())
     }
 
@@ -110,6 +117,7 @@ impl Decompressor {
     /// coherency count), together with sending a CCP Reset-Request.
     pub fn reset(&mut self) {
         self.pos = 0;
+        self.filled = 0;
         self.need_flush = true;
     }
 
@@ -119,16 +127,21 @@ impl Decompressor {
     }
 }
 
-/// The history plus slack: copies move 8 octets at a time and may write up to 7 octets past
-/// the end of a match (never read back before being overwritten by real data).
+/// The history plus slack, so an 8-octet load at any masked position stays in bounds.
 const HIST_ALLOC: usize = HISTORY_SIZE + 16;
 const HIST_MASK: usize = HISTORY_SIZE - 1;
 
 /// The longest symbol: a 16-bit offset and a 24-bit length code.
 const MAX_SYMBOL_BITS: u32 = 40;
 
-/// Decodes `input` into `hist` from position `start`; returns the end position.
-fn decode(hist: &mut [u8; HIST_ALLOC], start: usize, input: &[u8]) -> Result<usize, MppcError> {
+/// Decodes `input` into `hist` from position `start`; `hist[..filled]` held history before
+/// this packet. Returns the end position.
+fn decode(
+    hist: &mut [u8; HIST_ALLOC],
+    start: usize,
+    filled: usize,
+    input: &[u8],
+) -> Result<usize, MppcError> {
     let mut r = BitReader::new(input);
     let mut pos = start;
     loop {
@@ -163,20 +176,28 @@ fn decode(hist: &mut [u8; HIST_ALLOC], start: usize, input: &[u8]) -> Result<usi
             } else {
                 let (offset, len, nbits) = copy_tuple(bits, avail)?;
                 r.consume(nbits);
-                // "Initialized history that has not been used for compressing data must not
-                // be referred to in the compressed packets" (RFC 2118 section 3.1): the
-                // offset must stay within what was written since the last flush or restart.
-                if offset == 0 || offset > pos {
-                    return Err(MppcError::BadOffset {
-                        offset,
-                        available: pos,
-                    });
-                }
                 let end = pos + len;
                 if end > HISTORY_SIZE {
                     return Err(MppcError::OutputOverflow);
                 }
-                copy_match(hist, pos - offset, pos, len);
+                if offset != 0 && offset <= pos {
+                    copy_match(hist, pos - offset, pos, len);
+                } else {
+                    // Reaching back past the front: after a restart at the front (bit B) the
+                    // buffer still holds the previous round, and peers with a sliding or ring
+                    // history (FreeBSD/Linux mppc) refer to it. "Initialized history that has
+                    // not been used for compressing data must not be referred to in the
+                    // compressed packets" (RFC 2118 section 3.1): only octets written since
+                    // the last flush are accepted.
+                    let src = (pos + HISTORY_SIZE).wrapping_sub(offset);
+                    if offset == 0 || (src + len).min(HISTORY_SIZE) > filled.max(pos) {
+                        return Err(MppcError::BadOffset {
+                            offset,
+                            available: filled.max(pos),
+                        });
+                    }
+                    copy_wrapped(hist, src, pos, len);
+                }
                 pos = end;
             }
             if !fast {
@@ -233,18 +254,18 @@ fn copy_tuple(bits: u64, avail: u32) -> Result<(usize, usize, u32), MppcError> {
 }
 
 #[inline(always)]
-fn load8(hist: &[u8; HIST_ALLOC], at: usize) -> [u8; 8] {
+fn load<const N: usize>(hist: &[u8; HIST_ALLOC], at: usize) -> [u8; N] {
     hist.get(at & HIST_MASK..)
-        .and_then(|s| s.first_chunk::<8>())
+        .and_then(|s| s.first_chunk::<N>())
         .copied()
-        .unwrap_or_default()
+        .unwrap_or([0; N])
 }
 
 #[inline(always)]
-fn store8(hist: &mut [u8; HIST_ALLOC], at: usize, v: [u8; 8]) {
+fn store<const N: usize>(hist: &mut [u8; HIST_ALLOC], at: usize, v: [u8; N]) {
     if let Some(d) = hist
         .get_mut(at & HIST_MASK..)
-        .and_then(|s| s.first_chunk_mut::<8>())
+        .and_then(|s| s.first_chunk_mut::<N>())
     {
         *d = v;
     }
@@ -252,27 +273,41 @@ fn store8(hist: &mut [u8; HIST_ALLOC], at: usize, v: [u8; 8]) {
 
 /// LZ77 copy of `len` octets from `src` to `dst` (`src < dst`, `dst + len <= HISTORY_SIZE`).
 /// When the ranges overlap the copy repeats the `dst - src` octets before `dst`, as a
-/// byte-by-byte copy would.
+/// byte-by-byte copy would. Nothing past `dst + len` is written: after a restart at the front
+/// those octets are still history.
 #[inline(always)]
 fn copy_match(hist: &mut [u8; HIST_ALLOC], src: usize, dst: usize, len: usize) {
     let off = dst - src;
-    if off >= 8 && len <= 32 {
-        // Short copy, 8 octets at a time; each chunk reads only octets already final
-        // (off >= 8), and may spill up to 7 octets of junk into the slack or into positions
-        // the next symbols overwrite.
-        let mut k = 0;
-        while k < len {
-            let v = load8(hist, src + k);
-            store8(hist, dst + k, v);
-            k += 8;
+    if off >= len {
+        // Disjoint: short copies as two overlapping loads and stores (both loads first).
+        match len {
+            3 => {
+                let (x, y) = (load::<2>(hist, src), load::<2>(hist, src + 1));
+                store(hist, dst, x);
+                store(hist, dst + 1, y);
+            }
+            0..=2 => {
+                // Not produced by the decoder (lengths start at 3); kept total.
+                for j in 0..len {
+                    let [b] = load::<1>(hist, src + j);
+                    store(hist, dst + j, [b]);
+                }
+            }
+            4..=7 => {
+                let (x, y) = (load::<4>(hist, src), load::<4>(hist, src + len - 4));
+                store(hist, dst, x);
+                store(hist, dst + len - 4, y);
+            }
+            8..=16 => {
+                let (x, y) = (load::<8>(hist, src), load::<8>(hist, src + len - 8));
+                store(hist, dst, x);
+                store(hist, dst + len - 8, y);
+            }
+            _ => hist.copy_within(src..src + len, dst),
         }
         return;
     }
     let end = dst + len;
-    if off >= len {
-        hist.copy_within(src..src + len, dst);
-        return;
-    }
     if off == 1 {
         let b = hist.get(src).copied().unwrap_or(0);
         if let Some(run) = hist.get_mut(dst..end) {
@@ -280,12 +315,36 @@ fn copy_match(hist: &mut [u8; HIST_ALLOC], src: usize, dst: usize, len: usize) {
         }
         return;
     }
-    // Overlapping: `hist[src..dst]` is one period; each copy doubles what can be copied next.
+    if off >= 8 {
+        // Overlapping, 8 octets at a time: each chunk reads only octets already final
+        // (off >= 8); the last chunk ends exactly at `dst + len`.
+        let mut k = 0;
+        while k + 8 < len {
+            let v = load::<8>(hist, src + k);
+            store(hist, dst + k, v);
+            k += 8;
+        }
+        let v = load::<8>(hist, src + len - 8);
+        store(hist, dst + len - 8, v);
+        return;
+    }
+    // Short period: `hist[src..dst]` is one period; each copy doubles what can be copied next.
     let mut d = dst;
     while d < end {
         let n = (d - src).min(end - d);
         hist.copy_within(src..src + n, d);
         d += n;
+    }
+}
+
+/// Ring copy for a source past the write position: octet `j` comes from
+/// `(src + j) mod HISTORY_SIZE` (`dst + len <= HISTORY_SIZE`). Rare, so octet by octet.
+fn copy_wrapped(hist: &mut [u8; HIST_ALLOC], src: usize, dst: usize, len: usize) {
+    for j in 0..len {
+        let b = hist.get((src + j) & HIST_MASK).copied().unwrap_or(0);
+        if let Some(d) = hist.get_mut(dst + j) {
+            *d = b;
+        }
     }
 }
 
@@ -435,9 +494,9 @@ mod test {
         assert_eq!(&out[4096..], &lits[..]);
     }
 
-    /// In a linear 8192-octet history a copy (at least 3 octets) must end by position 8192,
-    /// so the largest usable offset is 8189; offsets 8190 and 8191 encode fine but always
-    /// reach before the valid history. Both are checked across two packets.
+    /// Offsets 8189..8191 from position 8189: 8189 reaches position 0 (this round); 8191
+    /// reaches back past the front to positions 8190..8192, which were never written since
+    /// the flush, so it is refused.
     #[test]
     fn largest_offsets_across_packets() {
         let lits: Vec<u8> = (0..8186u32).map(|i| ((i * 5) % 0x80) as u8).collect();
@@ -599,13 +658,14 @@ mod test {
         let mut d = Decompressor::new();
         d.decompress(PacketFlags::FLUSHED | c(), &bits(&["01100001", "01100010"]))
             .unwrap();
-        // B: writes from position 0; offset 2 now reaches before the front.
+        // B: writes from position 0; offset 2 now reaches before the front, to position 8191
+        // of the previous round, which was never written (only 2 octets were).
         let p = bits(&["01111000", "1111 000010", "0"]);
         assert!(matches!(
             d.decompress(PacketFlags::AT_FRONT | c(), &p),
             Err(MppcError::BadOffset {
                 offset: 2,
-                available: 1
+                available: 2
             })
         ));
         // Without B, the same packet refers to 'a' 'b' before it.
@@ -613,6 +673,90 @@ mod test {
         d.decompress(PacketFlags::FLUSHED | c(), &bits(&["01100001", "01100010"]))
             .unwrap();
         assert_eq!(d.decompress(c(), &p).unwrap(), b"xbxb");
+    }
+
+    /// After a restart at the front (B without A) the rest of the buffer still holds the
+    /// previous round; peers with a sliding history (FreeBSD/Linux mppc) refer back into it
+    /// with offsets larger than the write position. Octets never written since the flush
+    /// stay off limits.
+    #[test]
+    fn at_front_keeps_the_previous_round_reachable() {
+        let lits: Vec<u8> = (0..8192u32).map(|i| ((i * 11) % 0x80) as u8).collect();
+        let parts: Vec<String> = lits.iter().map(|b| format!("{b:08b}")).collect();
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let full = bits(&refs);
+
+        // Round 1 fills all 8192 octets. Round 2 (B): 'x' 'y', then offset 4 length 6:
+        // source 8190, 8191, then wrapping to 0, 1, 2, 3 (its own output).
+        let mut d = Decompressor::new();
+        assert_eq!(
+            d.decompress(PacketFlags::FLUSHED | c(), &full)
+                .unwrap()
+                .len(),
+            8192
+        );
+        let p = bits(&["01111000", "01111001", "1111 000100", "10 10"]);
+        let out = d.decompress(PacketFlags::AT_FRONT | c(), &p).unwrap();
+        let (a, b) = (lits[8190], lits[8191]);
+        assert_eq!(out, [b'x', b'y', a, b, b'x', b'y', a, b]);
+
+        // Round 1 fills only 8190 octets: offset 6 length 3 from position 1 reads 8187..8190
+        // (written), offset 5 length 3 would read 8188..8191 (8190 never written).
+        let mut d = Decompressor::new();
+        d.decompress(PacketFlags::FLUSHED | c(), &bits(&refs[..8190]))
+            .unwrap();
+        let p = bits(&["01111000", "1111 000110", "0"]);
+        let out = d.decompress(PacketFlags::AT_FRONT | c(), &p).unwrap();
+        assert_eq!(out, [b'x', lits[8187], lits[8188], lits[8189]]);
+        let mut d = Decompressor::new();
+        d.decompress(PacketFlags::FLUSHED | c(), &bits(&refs[..8190]))
+            .unwrap();
+        let p = bits(&["01111000", "1111 000101", "0"]);
+        assert_eq!(
+            d.decompress(PacketFlags::AT_FRONT | c(), &p),
+            Err(MppcError::BadOffset {
+                offset: 5,
+                available: 8190
+            })
+        );
+
+        // A flush forgets the previous round entirely.
+        let mut d = Decompressor::new();
+        d.decompress(PacketFlags::FLUSHED | c(), &full).unwrap();
+        let p = bits(&["01111000", "1111 000110", "0"]);
+        assert!(matches!(
+            d.decompress(PacketFlags::FLUSHED | PacketFlags::AT_FRONT | c(), &p),
+            Err(MppcError::BadOffset { offset: 6, .. })
+        ));
+    }
+
+    #[test]
+    fn copies_never_write_past_their_end() {
+        // After round 1, round 2 (B) copies 8..64 octets; the octets just past each copy are
+        // still round 1's and must read back unchanged through a wrapped reference.
+        let lits: Vec<u8> = (0..8192u32).map(|i| ((i * 7 + 3) % 0x80) as u8).collect();
+        let parts: Vec<String> = lits.iter().map(|b| format!("{b:08b}")).collect();
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let full = bits(&refs);
+        for (len, code) in [(8usize, "110 000"), (13, "110 101"), (33, "11110 00001")] {
+            let mut d = Decompressor::new();
+            d.decompress(PacketFlags::FLUSHED | c(), &full).unwrap();
+            // 8 literals 'a'..'h', a copy (offset 8) of `len`, then a copy of 3 from offset
+            // 8190, which from position `end` reads round 1's octets end+2..end+5.
+            let mut p: Vec<String> = (b'a'..=b'h').map(|b| format!("{b:08b}")).collect();
+            p.push("1111 001000".into());
+            p.push(code.into());
+            p.push("110 1111010111110".into()); // offset 8190 = 320 + 7870
+            p.push("0".into());
+            let pr: Vec<&str> = p.iter().map(String::as_str).collect();
+            let out = d
+                .decompress(PacketFlags::AT_FRONT | c(), &bits(&pr))
+                .unwrap();
+            let end = 8 + len;
+            assert_eq!(out.len(), end + 3);
+            // Octets end+2, end+3, end+4 of round 1 (untouched by the copy before them).
+            assert_eq!(&out[end..], &lits[end + 2..end + 5], "len {len}");
+        }
     }
 
     #[test]

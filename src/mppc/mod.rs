@@ -23,10 +23,12 @@
 //! than 8 bits, so fewer than 8 bits left at the end are padding.
 //!
 //! # History model
-//! The history is linear (not a ring): a packet is decoded at the current history position and
-//! may refer back only to octets written since the last flush or restart at the front
-//! ("Initialized history that has not been used for compressing data must not be referred to in
-//! the compressed packets", RFC 2118 section 3.1). Offsets reaching before that are errors.
+//! A packet is decoded at the current history position. Bit B moves that position to the front
+//! without erasing the rest, so offsets larger than the position reach back into the previous
+//! round (`(pos - offset) mod 8192`, as FreeBSD's sliding history does). Only octets written
+//! since the last flush may be referred to ("Initialized history that has not been used for
+//! compressing data must not be referred to in the compressed packets", RFC 2118 section 3.1);
+//! anything else is an error. The compressor itself never refers back past a restart.
 //!
 //! # Safety contract
 //! The decompressor takes untrusted input. It never panics, never reads or writes outside its
