@@ -24,4 +24,5 @@ pub mod pac;
 pub mod pcap;
 pub mod ppp;
 pub mod pptp;
+pub mod responder;
 pub mod wire;
