@@ -25,6 +25,10 @@ enum Command {
     /// Validate a PAC configuration file (schema, references, profiles, devices) without
     /// opening any device. Exit 0 when valid; errors are printed one per line.
     CheckConfig(pptp_nas::pac::cli::CheckConfigArgs),
+    /// The PAC daemon: modem/ISDN lines relayed into PPTP tunnels.
+    Pac(pptp_nas::pac::cli::PacArgs),
+    /// Ask a running PAC for its lines, calls and control connections.
+    Status(pptp_nas::pac::cli::StatusArgs),
 }
 
 #[derive(Debug, Args)]
@@ -60,15 +64,24 @@ struct SoftmodemArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    if let Command::Pac(a) = &cli.command {
+        pptp_nas::pac::cli::init_logging(a.log_format);
+    }
+    let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
-        .init();
+        .try_init();
     match cli.command {
         Command::CheckConfig(a) => std::process::exit(pptp_nas::pac::cli::check_config(&a)),
+        Command::Pac(a) => {
+            tokio::runtime::Runtime::new()?.block_on(pptp_nas::pac::cli::run_daemon(a))
+        }
+        Command::Status(a) => std::process::exit(
+            tokio::runtime::Runtime::new()?.block_on(pptp_nas::pac::cli::status(&a)),
+        ),
         Command::Softmodem(a) => {
             if !(0.0..=1.0).contains(&a.ber) {
                 anyhow::bail!("--ber must be between 0 and 1");

@@ -230,6 +230,11 @@ pub struct LineConfig {
     /// The number this line answers (DNIS when the modem does not report one).
     #[serde(default)]
     pub number: Option<String>,
+    /// The RING on which the call is offered to the tunnel (default: the profile's `on-ring`,
+    /// else 1). Analog caller ID arrives between the first and second RING: use 2 when rules
+    /// or an outgoing-call PNS need the caller's number.
+    #[serde(default)]
+    pub offer_on_ring: Option<u8>,
     /// `false` keeps the line configured but out of service.
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -553,6 +558,9 @@ impl PacConfig {
             }
             if let Some(g) = &l.group {
                 groups.insert(g);
+            }
+            if l.offer_on_ring == Some(0) {
+                err(at("offer_on_ring"), "RINGs count from 1".into());
             }
             if l.baud == Some(0) {
                 err(at("baud"), "must be positive".into());

@@ -1,0 +1,969 @@
+//! One task per line: modem control, tunnel selection, call setup through the PNS task, and the
+//! data relay (line bytes -> HDLC decoder -> PPP frame -> GRE, and back with the send ACCM).
+//!
+//! The relay is built for throughput: one decoder and one encoder per line with buffers reused
+//! for the whole call, GRE packets carved out of a large `BytesMut` (a reference count per
+//! packet, an allocation per 256 KiB), received GRE packets drained in batches and written to
+//! the line with one `write` per batch.
+//!
+//! Sequence numbers and acknowledgments follow RFC 2637 §4: every data packet carries a
+//! sequence number and piggybacks the last received one; an acknowledgment owed for
+//! [`ACK_DELAY`] without data to carry it goes out as an ack-only packet. Received packets are
+//! delivered in order of arrival; a packet older than the last delivered is dropped and counted
+//! (no reorder buffer: the `pptp::window` core will bring one).
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use super::config::{CallMode, LineConfig, LineKind, LineMode};
+use super::gre::GreDatagram;
+use super::pns::{CallEv, PnsCmd};
+use super::select::{candidates, CallFacts, Decision};
+use super::Shared;
+use crate::hdlc::{Decoder, DecoderConfig, Encoder, EncoderConfig, WanErrorCounters};
+use crate::io::line::{LineEvent, ModemIo, ModemLine};
+use crate::modem::control::{AnswerMode, ControlConfig, Event as ModemEvent, Framing, HangupCause};
+use crate::pptp::control::{CallEnd, CallInfo, IncomingCall, OutgoingCall};
+use crate::pptp::message::{BearerType, CauseCode, FramingType, TextField, WanErrorNotify};
+use crate::pptp::{GreRepr, SeqNumber};
+
+/// How long an acknowledgment may wait for a data packet to ride on.
+pub const ACK_DELAY: Duration = Duration::from_millis(100);
+/// Received GRE packets handled per line write.
+const RX_BATCH: usize = 32;
+/// Size of the buffer GRE packets are carved from.
+const POOL: usize = 256 * 1024;
+
+/// Counters of one line (cumulative since start) and of its current call.
+#[derive(Debug, Default)]
+pub(crate) struct LineStats {
+    pub(crate) calls: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) to_gre_packets: AtomicU64,
+    pub(crate) to_gre_bytes: AtomicU64,
+    pub(crate) to_line_packets: AtomicU64,
+    pub(crate) to_line_bytes: AtomicU64,
+    pub(crate) gre_lost: AtomicU64,
+    pub(crate) gre_late: AtomicU64,
+    pub(crate) gre_tx_dropped: AtomicU64,
+    pub(crate) hdlc_errors: AtomicU64,
+}
+
+/// State shown by `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LineView {
+    /// Line id.
+    pub id: String,
+    /// `idle`, `offering`, `answering`, `up`, `hanging-up`, `out-of-service`, `disabled`.
+    pub state: String,
+    /// Modem state (debug form).
+    pub modem: String,
+    /// CONNECT speed of the current call.
+    pub connect_speed: Option<u32>,
+    /// Current call, if any.
+    pub call: Option<CallView>,
+}
+
+/// A call as `status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CallView {
+    /// PNS name.
+    pub pns: String,
+    /// Our Call ID.
+    pub call_id: u16,
+    /// The PNS's Call ID.
+    pub peer_call_id: u16,
+    /// Caller number.
+    pub caller: String,
+    /// Seconds since the call came up.
+    pub up_since_s: Option<u64>,
+}
+
+pub(crate) struct LineCtx {
+    pub(crate) cfg: LineConfig,
+    pub(crate) control: ControlConfig,
+    /// The RING on which the call is offered to the PNS.
+    pub(crate) offer_on_ring: u8,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) stats: Arc<LineStats>,
+    pub(crate) view: Arc<Mutex<LineView>>,
+}
+
+/// The per-call data plane.
+struct Relay {
+    pns_addr: Ipv4Addr,
+    peer_call_id: u16,
+    gre_tx: mpsc::Sender<GreDatagram>,
+    /// Handed to the line loop once (it polls it next to the line).
+    gre_rx: Option<mpsc::Receiver<Bytes>>,
+    decoder: Decoder,
+    encoder: Encoder,
+    pool: BytesMut,
+    out: Vec<u8>,
+    next_seq: SeqNumber,
+    last_rx: Option<SeqNumber>,
+    ack_sent: Option<SeqNumber>,
+    ack_due: Option<Instant>,
+    /// Set-Link-Info seen: it overrides snooping.
+    sli: bool,
+    last_activity: Instant,
+    wan_reported: WanErrorCounters,
+}
+
+impl Relay {
+    fn new(
+        pns_addr: Ipv4Addr,
+        info: &CallInfo,
+        gre_tx: mpsc::Sender<GreDatagram>,
+        gre_rx: mpsc::Receiver<Bytes>,
+    ) -> Self {
+        Relay {
+            pns_addr,
+            peer_call_id: info.peer_call_id,
+            gre_tx,
+            gre_rx: Some(gre_rx),
+            decoder: Decoder::new(DecoderConfig::default()),
+            encoder: Encoder::new(EncoderConfig::default()),
+            pool: BytesMut::with_capacity(POOL),
+            out: Vec::with_capacity(16 * 1024),
+            next_seq: SeqNumber(0),
+            last_rx: None,
+            ack_sent: None,
+            ack_due: None,
+            sli: false,
+            last_activity: Instant::now(),
+            wan_reported: WanErrorCounters::default(),
+        }
+    }
+
+    /// Line bytes in: decode every complete frame and send it in GRE.
+    fn line_in(&mut self, mut data: &[u8], stats: &LineStats) {
+        let mut frames = 0u64;
+        let mut bytes = 0u64;
+        while let Some(r) = self.decoder.decode(&mut data) {
+            let Ok(frame) = r else {
+                stats.hdlc_errors.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            // The caller acking the PNS's ACCM tells what the caller may now send unescaped.
+            let snooped = if self.sli {
+                None
+            } else {
+                snoop_ack_accm(frame)
+            };
+            let Ok(len) = u16::try_from(frame.len()) else {
+                continue;
+            };
+            let ack = self.last_rx.filter(|a| Some(*a) != self.ack_sent);
+            let repr = GreRepr::data(self.peer_call_id, len, self.next_seq, ack.or(self.last_rx));
+            self.next_seq = self.next_seq.next();
+            if self.pool.capacity() - self.pool.len() < repr.buffer_len() {
+                self.pool = BytesMut::with_capacity(POOL);
+            }
+            repr.emit(&mut self.pool);
+            self.pool.put_slice(frame);
+            let packet = self.pool.split().freeze();
+            if let Some(accm) = snooped {
+                self.decoder.set_accm(accm);
+            }
+            frames += 1;
+            bytes += u64::from(len);
+            if self.last_rx.is_some() {
+                self.ack_sent = self.last_rx;
+                self.ack_due = None;
+            }
+            let d = GreDatagram {
+                peer: self.pns_addr,
+                local: Ipv4Addr::UNSPECIFIED,
+                packet,
+            };
+            if self.gre_tx.try_send(d).is_err() {
+                stats.gre_tx_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if frames > 0 {
+            self.last_activity = Instant::now();
+            stats.to_gre_packets.fetch_add(frames, Ordering::Relaxed);
+            stats.to_gre_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// One GRE packet in: sequence check, then HDLC-encode the payload into `self.out`.
+    fn gre_in(&mut self, packet: &[u8], stats: &LineStats) -> bool {
+        let Ok((repr, payload)) = GreRepr::parse_bytes(packet) else {
+            return false;
+        };
+        let Some(seq) = repr.seq else {
+            return false; // ack only
+        };
+        if let Some(last) = self.last_rx {
+            if !seq.is_after(last) {
+                stats.gre_late.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+            let gap = seq.distance(last).saturating_sub(1);
+            if gap > 0 {
+                stats
+                    .gre_lost
+                    .fetch_add(u64::try_from(gap).unwrap_or(0), Ordering::Relaxed);
+            }
+        }
+        self.last_rx = Some(seq);
+        if self.ack_due.is_none() {
+            self.ack_due = Some(Instant::now() + ACK_DELAY);
+        }
+        if self.encoder.encode(payload, &mut self.out).is_err() {
+            return false;
+        }
+        stats.to_line_packets.fetch_add(1, Ordering::Relaxed);
+        stats
+            .to_line_bytes
+            .fetch_add(u64::try_from(payload.len()).unwrap_or(0), Ordering::Relaxed);
+        if !self.sli {
+            if let Some(accm) = snoop_ack_accm(payload) {
+                // The PNS acked the caller's ACCM: frames after this one may use it.
+                self.encoder.set_accm(accm);
+            }
+        }
+        true
+    }
+
+    fn send_ack(&mut self) {
+        self.ack_due = None;
+        let Some(ack) = self.last_rx else { return };
+        if self.ack_sent == Some(ack) {
+            return;
+        }
+        self.ack_sent = Some(ack);
+        let repr = GreRepr::ack_only(self.peer_call_id, ack);
+        if self.pool.capacity() - self.pool.len() < repr.buffer_len() {
+            self.pool = BytesMut::with_capacity(POOL);
+        }
+        repr.emit(&mut self.pool);
+        let _ = self.gre_tx.try_send(GreDatagram {
+            peer: self.pns_addr,
+            local: Ipv4Addr::UNSPECIFIED,
+            packet: self.pool.split().freeze(),
+        });
+    }
+
+    fn link_info(&mut self, send_accm: u32, receive_accm: u32) {
+        self.sli = true;
+        self.encoder.set_accm(send_accm);
+        self.decoder.set_accm(receive_accm);
+    }
+
+    /// Counters changed since the last report.
+    fn wan_update(&mut self) -> Option<WanErrorCounters> {
+        let now = *self.decoder.counters();
+        (now != self.wan_reported).then(|| {
+            self.wan_reported = now;
+            now
+        })
+    }
+}
+
+/// The ACCM of an LCP Configure-Ack in `frame` (Address/Control optional), or the default
+/// 0xFFFFFFFF when the Ack has no ACCM option; `None` for any other frame.
+pub(crate) fn snoop_ack_accm(frame: &[u8]) -> Option<u32> {
+    let f = match frame {
+        [0xFF, 0x03, rest @ ..] => rest,
+        other => other,
+    };
+    let [0xC0, 0x21, 2, _id, lh, ll, rest @ ..] = f else {
+        return None;
+    };
+    let len = usize::from(u16::from_be_bytes([*lh, *ll]));
+    let mut opts = rest.get(..len.checked_sub(4)?)?;
+    let mut accm = crate::hdlc::DEFAULT_ACCM;
+    while let [t, l, ..] = opts {
+        let l = usize::from(*l);
+        if l < 2 {
+            return None;
+        }
+        let body = opts.get(2..l)?;
+        if *t == 2 {
+            if let [a, b, c, d] = body {
+                accm = u32::from_be_bytes([*a, *b, *c, *d]);
+            }
+        }
+        opts = opts.get(l..)?;
+    }
+    Some(accm)
+}
+
+enum Phase {
+    Idle,
+    /// A call was refused: RINGs are ignored until it stops ringing.
+    Refused,
+    /// Waiting for the PNS (ICRP, or OCRP in compat mode).
+    Offering,
+    /// ATA sent; waiting for CONNECT.
+    Answering,
+    /// Data flows.
+    Up,
+    /// We asked the modem to hang up.
+    HangingUp,
+}
+
+struct Call {
+    pns: String,
+    pns_addr: Ipv4Addr,
+    mode: CallMode,
+    call_id: u16,
+    /// Handed to the line loop once (it polls it next to the line).
+    events: Option<mpsc::UnboundedReceiver<CallEv>>,
+    cands: Vec<String>,
+    caller: String,
+    dnis: String,
+    connect: Option<(u32, Framing)>,
+    info: Option<CallInfo>,
+    relay: Option<Relay>,
+    up_at: Option<Instant>,
+}
+
+fn text(s: &str) -> TextField {
+    TextField::new(s.as_bytes()).unwrap_or_default()
+}
+
+/// Runs one line until `stop`.
+pub(crate) async fn run<S: ModemIo>(ctx: LineCtx, io: S, mut stop: watch::Receiver<bool>) {
+    let mut line = ModemLine::new(io, ctx.control.clone());
+    let mut phase = Phase::Idle;
+    let mut call: Option<Call> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rx_batch: Vec<Bytes> = Vec::with_capacity(RX_BATCH);
+    let id = ctx.cfg.id.clone();
+    set_state(&ctx, "idle", &line, None);
+    let mut ev_rx: Option<mpsc::UnboundedReceiver<CallEv>> = None;
+    let mut gre_rx: Option<mpsc::Receiver<Bytes>> = None;
+    loop {
+        // The call's receivers live next to the line so the select can poll them all.
+        match call.as_mut() {
+            None => {
+                ev_rx = None;
+                gre_rx = None;
+            }
+            Some(c) => {
+                if let Some(r) = c.events.take() {
+                    ev_rx = Some(r);
+                }
+                match c.relay.as_mut() {
+                    Some(rl) => {
+                        if let Some(g) = rl.gre_rx.take() {
+                            gre_rx = Some(g);
+                        }
+                    }
+                    None => gre_rx = None,
+                }
+            }
+        }
+        let ack_due = call
+            .as_ref()
+            .and_then(|c| c.relay.as_ref())
+            .and_then(|r| r.ack_due);
+        let have_events = ev_rx.is_some();
+        let relaying = gre_rx.is_some();
+        tokio::select! {
+            ev = line.next() => {
+                match ev {
+                    Err(e) => {
+                        tracing::warn!(line = %id, error = %e, "line failed: out of service");
+                        if let Some(c) = call.take() {
+                            hang_up_pns(&ctx, &c, CauseCode::DestinationOutOfOrder).await;
+                        }
+                        set_state(&ctx, "out-of-service", &line, None);
+                        // The device is gone; wait for stop (a reload re-opens it).
+                        let _ = stop.changed().await;
+                        return;
+                    }
+                    Ok(LineEvent::Data(data)) => {
+                        if let Some(r) = call.as_mut().and_then(|c| c.relay.as_mut()) {
+                            r.line_in(&data, &ctx.stats);
+                        }
+                    }
+                    Ok(LineEvent::Modem(ev)) => {
+                        modem_event(&ctx, &mut line, &mut phase, &mut call, ev).await;
+                    }
+                }
+            }
+            ev = recv_call_ev(&mut ev_rx), if have_events => {
+                call_event(&ctx, &mut line, &mut phase, &mut call, ev).await;
+            }
+            _ = recv_batch(&mut gre_rx, &mut rx_batch), if relaying => {
+                if let Some(r) = call.as_mut().and_then(|c| c.relay.as_mut()) {
+                    let mut any = false;
+                    for p in rx_batch.drain(..) {
+                        any |= r.gre_in(&p, &ctx.stats);
+                    }
+                    if any {
+                        r.last_activity = Instant::now();
+                        let out = std::mem::take(&mut r.out);
+                        let res = line.send_data(&out).await;
+                        r.out = out;
+                        r.out.clear();
+                        if let Err(e) = res {
+                            tracing::debug!(error = %e, "line write failed");
+                        }
+                    }
+                }
+            }
+            () = sleep_until_opt(ack_due) => {
+                if let Some(r) = call.as_mut().and_then(|c| c.relay.as_mut()) {
+                    r.send_ack();
+                }
+            }
+            _ = tick.tick(), if relaying => {
+                housekeeping(&ctx, &mut line, &mut phase, &mut call).await;
+            }
+            _ = stop.changed() => {
+                if let Some(c) = call.take() {
+                    hang_up_pns(&ctx, &c, CauseCode::NormalClearing).await;
+                    if c.relay.is_some() || matches!(phase, Phase::Answering) {
+                        line.hangup();
+                        // Give the modem a moment to hang up (bounded).
+                        let _ = tokio::time::timeout(Duration::from_secs(3), async {
+                            loop {
+                                match line.next().await {
+                                    Ok(LineEvent::Modem(ModemEvent::HungUp(_) | ModemEvent::Ready)) | Err(_) => break,
+                                    _ => {}
+                                }
+                            }
+                        }).await;
+                    }
+                }
+                return;
+            }
+        }
+    }
+}
+
+async fn recv_call_ev(rx: &mut Option<mpsc::UnboundedReceiver<CallEv>>) -> Option<CallEv> {
+    match rx.as_mut() {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_batch(rx: &mut Option<mpsc::Receiver<Bytes>>, batch: &mut Vec<Bytes>) -> usize {
+    let Some(r) = rx.as_mut() else {
+        return std::future::pending().await;
+    };
+    match r.recv().await {
+        Some(p) => batch.push(p),
+        None => return std::future::pending().await,
+    }
+    while batch.len() < RX_BATCH {
+        match r.try_recv() {
+            Ok(p) => batch.push(p),
+            Err(_) => break,
+        }
+    }
+    batch.len()
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn set_state<S: ModemIo>(ctx: &LineCtx, state: &str, line: &ModemLine<S>, call: Option<&Call>) {
+    if let Ok(mut v) = ctx.view.lock() {
+        v.state = state.into();
+        v.modem = format!("{:?}", line.control().state());
+        v.connect_speed = call.and_then(|c| c.connect.map(|(s, _)| s));
+        v.call = call.map(|c| CallView {
+            pns: c.pns.clone(),
+            call_id: c.call_id,
+            peer_call_id: c.info.map_or(0, |i| i.peer_call_id),
+            caller: c.caller.clone(),
+            up_since_s: c.up_at.map(|t| t.elapsed().as_secs()),
+        });
+    }
+}
+
+async fn hang_up_pns(ctx: &LineCtx, c: &Call, cause: CauseCode) {
+    if let Some(tx) = ctx.shared.pns_tx(&c.pns) {
+        let _ = tx
+            .send(PnsCmd::HangUp {
+                call_id: c.call_id,
+                cause,
+            })
+            .await;
+    }
+    ctx.shared.unroute(c.pns_addr, c.call_id);
+}
+
+/// Offers the call to the next candidate PNS; `false` when none is left.
+async fn offer(
+    ctx: &LineCtx,
+    call_cands: &mut Vec<String>,
+    caller: &str,
+    dnis: &str,
+) -> Option<Call> {
+    while !call_cands.is_empty() {
+        let name = call_cands.remove(0);
+        let (Some(tx), Some(pcfg)) = (ctx.shared.pns_tx(&name), ctx.shared.pns_cfg(&name)) else {
+            continue;
+        };
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let isdn = ctx.cfg.kind == LineKind::Isdn;
+        let cmd = match pcfg.mode {
+            CallMode::IncomingCall => PnsCmd::Incoming {
+                call: IncomingCall {
+                    bearer: if isdn {
+                        BearerType::Digital
+                    } else {
+                        BearerType::Analog
+                    },
+                    physical_channel_id: 0,
+                    dialed: text(dnis),
+                    dialing: text(caller),
+                    subaddress: TextField::default(),
+                },
+                events: ev_tx,
+                reply: reply_tx,
+            },
+            CallMode::OutgoingCall => PnsCmd::Outgoing {
+                call: OutgoingCall {
+                    minimum_bps: 300,
+                    maximum_bps: 100_000_000,
+                    bearer: if isdn {
+                        BearerType::Digital
+                    } else {
+                        BearerType::Analog
+                    },
+                    framing: if isdn {
+                        FramingType::Sync
+                    } else {
+                        FramingType::Async
+                    },
+                    phone_number: text(caller),
+                    subaddress: TextField::default(),
+                },
+                events: ev_tx,
+                reply: reply_tx,
+            },
+        };
+        if tx.send(cmd).await.is_err() {
+            continue;
+        }
+        match reply_rx.await {
+            Ok(Ok(call_id)) => {
+                tracing::info!(line = %ctx.cfg.id, pns = %name, call_id, caller, "call offered to PNS");
+                return Some(Call {
+                    pns: name,
+                    pns_addr: pcfg.address,
+                    mode: pcfg.mode,
+                    call_id,
+                    events: Some(ev_rx),
+                    cands: std::mem::take(call_cands),
+                    caller: caller.into(),
+                    dnis: dnis.into(),
+                    connect: None,
+                    info: None,
+                    relay: None,
+                    up_at: None,
+                });
+            }
+            Ok(Err(why)) => {
+                tracing::info!(line = %ctx.cfg.id, pns = %name, %why, "PNS cannot take the call, failing over");
+            }
+            Err(_) => {}
+        }
+    }
+    None
+}
+
+async fn modem_event<S: ModemIo>(
+    ctx: &LineCtx,
+    line: &mut ModemLine<S>,
+    phase: &mut Phase,
+    call: &mut Option<Call>,
+    ev: ModemEvent,
+) {
+    tracing::debug!(line = %ctx.cfg.id, ?ev, "modem event");
+    match ev {
+        ModemEvent::Ring { count, caller } => {
+            if !matches!(phase, Phase::Idle) || count < ctx.offer_on_ring {
+                return;
+            }
+            let clid = caller.number.clone().unwrap_or_default();
+            let dnis = caller
+                .called
+                .clone()
+                .or_else(|| ctx.cfg.number.clone())
+                .unwrap_or_default();
+            let facts = CallFacts {
+                line: &ctx.cfg.id,
+                group: ctx.cfg.group.as_deref(),
+                dnis: (!dnis.is_empty()).then_some(dnis.as_str()),
+                clid: (!clid.is_empty()).then_some(clid.as_str()),
+            };
+            let decision = if ctx.cfg.mode == LineMode::Terminate {
+                Decision::Terminate { rule: None }
+            } else {
+                ctx.shared.selector.select(&facts)
+            };
+            let list = match decision {
+                Decision::Tunnel { rule, pns } => {
+                    tracing::info!(line = %ctx.cfg.id, caller = %clid, dnis = %dnis, ?rule, ?pns, "incoming call");
+                    pns
+                }
+                Decision::Terminate { rule } => {
+                    tracing::warn!(line = %ctx.cfg.id, caller = %clid, ?rule, "call refused: local PPP termination is not available in this build");
+                    refuse(ctx, line, phase, call);
+                    return;
+                }
+                Decision::Refuse { rule } => {
+                    tracing::info!(line = %ctx.cfg.id, caller = %clid, dnis = %dnis, ?rule, "call refused by rule");
+                    refuse(ctx, line, phase, call);
+                    return;
+                }
+            };
+            let mut cands: Vec<String> = candidates(&list, |n| ctx.shared.availability(n))
+                .into_iter()
+                .map(String::from)
+                .collect();
+            if cands.is_empty() {
+                tracing::warn!(line = %ctx.cfg.id, caller = %clid, ?list, "call refused: no PNS reachable or all at their call limit");
+                refuse(ctx, line, phase, call);
+                return;
+            }
+            match offer(ctx, &mut cands, &clid, &dnis).await {
+                Some(c) => {
+                    *call = Some(c);
+                    *phase = Phase::Offering;
+                    set_state(ctx, "offering", line, call.as_ref());
+                }
+                None => {
+                    tracing::warn!(line = %ctx.cfg.id, caller = %clid, "call refused: every PNS refused or is unreachable");
+                    refuse(ctx, line, phase, call);
+                }
+            }
+        }
+        ModemEvent::RingStopped => {
+            if let Some(c) = call.take() {
+                tracing::info!(line = %ctx.cfg.id, call_id = c.call_id, "caller gave up before answer");
+                hang_up_pns(ctx, &c, CauseCode::NormalClearing).await;
+            }
+            *phase = Phase::Idle;
+            set_state(ctx, "idle", line, None);
+        }
+        ModemEvent::Connected { info, framing, .. } => {
+            let speed = info.speed.unwrap_or(if ctx.cfg.kind == LineKind::Isdn {
+                64_000
+            } else {
+                33_600
+            });
+            let Some(c) = call.as_mut() else {
+                // Nobody asked for this call (auto-answer modem with no offer): hang up.
+                tracing::info!(line = %ctx.cfg.id, "unexpected CONNECT without a call: hanging up");
+                line.hangup();
+                *phase = Phase::HangingUp;
+                return;
+            };
+            c.connect = Some((speed, framing));
+            let ftype = match framing {
+                Framing::Async => FramingType::Async,
+                Framing::Sync => FramingType::Sync,
+            };
+            match c.mode {
+                CallMode::IncomingCall => {
+                    if let Some(tx) = ctx.shared.pns_tx(&c.pns) {
+                        let _ = tx
+                            .send(PnsCmd::Answered {
+                                call_id: c.call_id,
+                                speed,
+                                framing: ftype,
+                            })
+                            .await;
+                    }
+                }
+                CallMode::OutgoingCall => {
+                    // The PPTP call is already up (OCRP Connected): start relaying.
+                    if let Some(info) = c.info {
+                        start_relay(ctx, c, &info);
+                        *phase = Phase::Up;
+                    }
+                }
+            }
+            set_state(
+                ctx,
+                if matches!(phase, Phase::Up) {
+                    "up"
+                } else {
+                    "answering"
+                },
+                line,
+                call.as_ref(),
+            );
+        }
+        ModemEvent::CallFailed(f) => {
+            if let Some(c) = call.take() {
+                tracing::info!(line = %ctx.cfg.id, failure = ?f, "answer failed");
+                hang_up_pns(ctx, &c, CauseCode::NoAnswer).await;
+            }
+            *phase = Phase::Idle;
+            set_state(ctx, "idle", line, None);
+        }
+        ModemEvent::HungUp(cause) => {
+            if let Some(c) = call.take() {
+                let pc = if cause == HangupCause::CarrierLost {
+                    CauseCode::NormalClearing
+                } else {
+                    CauseCode::NormalUnspecified
+                };
+                tracing::info!(line = %ctx.cfg.id, call_id = c.call_id, ?cause, "line hung up: Call-Disconnect-Notify");
+                hang_up_pns(ctx, &c, pc).await;
+                ctx.stats.calls.fetch_add(0, Ordering::Relaxed);
+            }
+            *phase = Phase::Idle;
+            set_state(ctx, "idle", line, None);
+        }
+        ModemEvent::Ready | ModemEvent::Recovered => {
+            if matches!(phase, Phase::HangingUp) {
+                *phase = Phase::Idle;
+            }
+            set_state(
+                ctx,
+                if call.is_some() { "busy" } else { "idle" },
+                line,
+                call.as_ref(),
+            );
+        }
+        ModemEvent::OutOfService => {
+            tracing::warn!(line = %ctx.cfg.id, "modem out of service");
+            if let Some(c) = call.take() {
+                hang_up_pns(ctx, &c, CauseCode::DestinationOutOfOrder).await;
+            }
+            *phase = Phase::Idle;
+            set_state(ctx, "out-of-service", line, None);
+        }
+    }
+}
+
+fn refuse<S: ModemIo>(
+    ctx: &LineCtx,
+    line: &ModemLine<S>,
+    phase: &mut Phase,
+    call: &mut Option<Call>,
+) {
+    ctx.stats.refused.fetch_add(1, Ordering::Relaxed);
+    *call = None;
+    *phase = Phase::Refused;
+    set_state(ctx, "refused", line, None);
+}
+
+fn start_relay(ctx: &LineCtx, c: &mut Call, info: &CallInfo) {
+    let (tx, rx) = mpsc::channel(1024);
+    ctx.shared.route(c.pns_addr, c.call_id, tx);
+    c.relay = Some(Relay::new(c.pns_addr, info, ctx.shared.gre_tx.clone(), rx));
+    c.up_at = Some(Instant::now());
+    ctx.stats.calls.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(line = %ctx.cfg.id, pns = %c.pns, call_id = c.call_id, peer_call_id = info.peer_call_id, caller = %c.caller, speed = info.connect_speed, "call up");
+}
+
+async fn call_event<S: ModemIo>(
+    ctx: &LineCtx,
+    line: &mut ModemLine<S>,
+    phase: &mut Phase,
+    call: &mut Option<Call>,
+    ev: Option<CallEv>,
+) {
+    let Some(c) = call.as_mut() else { return };
+    let ev = ev.unwrap_or(CallEv::Down(CallEnd::ConnectionClosed));
+    match ev {
+        CallEv::Answer => {
+            // Incoming-call mode: ICRP accepted; answer the line.
+            if let Err(e) = line.answer() {
+                tracing::info!(line = %ctx.cfg.id, error = %e, "cannot answer (caller gone?)");
+                let c = call.take();
+                if let Some(c) = c {
+                    hang_up_pns(ctx, &c, CauseCode::NoAnswer).await;
+                }
+                *phase = Phase::Idle;
+                return;
+            }
+            *phase = Phase::Answering;
+            set_state(ctx, "answering", line, call.as_ref());
+        }
+        CallEv::Up(info) => {
+            c.info = Some(info);
+            match c.mode {
+                CallMode::IncomingCall => {
+                    start_relay(ctx, c, &info);
+                    *phase = Phase::Up;
+                    set_state(ctx, "up", line, call.as_ref());
+                }
+                CallMode::OutgoingCall => {
+                    // OCRP Connected: now answer the caller.
+                    if let Err(e) = line.answer() {
+                        tracing::info!(line = %ctx.cfg.id, error = %e, "cannot answer (caller gone?)");
+                        if let Some(c) = call.take() {
+                            hang_up_pns(ctx, &c, CauseCode::NoAnswer).await;
+                        }
+                        *phase = Phase::Idle;
+                        return;
+                    }
+                    *phase = Phase::Answering;
+                    set_state(ctx, "answering", line, call.as_ref());
+                }
+            }
+        }
+        CallEv::LinkInfo {
+            send_accm,
+            receive_accm,
+        } => {
+            tracing::debug!(line = %ctx.cfg.id, send_accm = format_args!("{send_accm:#010x}"), receive_accm = format_args!("{receive_accm:#010x}"), "Set-Link-Info");
+            if let Some(r) = c.relay.as_mut() {
+                r.link_info(send_accm, receive_accm);
+            }
+        }
+        CallEv::Down(end) => {
+            let Some(mut c) = call.take() else { return };
+            ctx.shared.unroute(c.pns_addr, c.call_id);
+            match phase {
+                Phase::Offering if is_refusal(&end) && !c.cands.is_empty() => {
+                    tracing::info!(line = %ctx.cfg.id, pns = %c.pns, ?end, "PNS refused the call, failing over");
+                    let mut cands = std::mem::take(&mut c.cands);
+                    if let Some(n) = offer(ctx, &mut cands, &c.caller, &c.dnis).await {
+                        *call = Some(n);
+                        set_state(ctx, "offering", line, call.as_ref());
+                        return;
+                    }
+                    refuse(ctx, line, phase, call);
+                }
+                Phase::Offering => {
+                    tracing::info!(line = %ctx.cfg.id, pns = %c.pns, ?end, "call refused by PNS: not answering");
+                    refuse(ctx, line, phase, call);
+                }
+                _ => {
+                    tracing::info!(line = %ctx.cfg.id, pns = %c.pns, call_id = c.call_id, ?end, "call cleared by PNS side: hanging up");
+                    line.hangup();
+                    *phase = Phase::HangingUp;
+                    set_state(ctx, "hanging-up", line, None);
+                }
+            }
+        }
+    }
+}
+
+fn is_refusal(end: &CallEnd) -> bool {
+    matches!(
+        end,
+        CallEnd::IncomingRejected { .. }
+            | CallEnd::OutgoingFailed { .. }
+            | CallEnd::Timeout(_)
+            | CallEnd::ConnectionClosed
+    )
+}
+
+async fn housekeeping<S: ModemIo>(
+    ctx: &LineCtx,
+    line: &mut ModemLine<S>,
+    phase: &mut Phase,
+    call: &mut Option<Call>,
+) {
+    let Some(c) = call.as_mut() else { return };
+    let Some(r) = c.relay.as_mut() else { return };
+    if let Some(w) = r.wan_update() {
+        if let Some(tx) = ctx.shared.pns_tx(&c.pns) {
+            let counters = WanErrorNotify {
+                peer_call_id: 0,
+                crc_errors: w.crc_errors,
+                framing_errors: w.framing_errors,
+                hardware_overruns: w.hardware_overruns,
+                buffer_overruns: w.buffer_overruns,
+                timeout_errors: w.timeout_errors,
+                alignment_errors: w.alignment_errors,
+            };
+            let _ = tx.try_send(PnsCmd::Wan {
+                call_id: c.call_id,
+                counters,
+            });
+        }
+    }
+    let idle = ctx
+        .cfg
+        .idle_timeout_s
+        .is_some_and(|s| r.last_activity.elapsed() >= Duration::from_secs(s));
+    let session = ctx
+        .cfg
+        .max_session_s
+        .zip(c.up_at)
+        .is_some_and(|(s, t)| t.elapsed() >= Duration::from_secs(s));
+    if idle || session {
+        tracing::info!(line = %ctx.cfg.id, call_id = c.call_id, idle, session, "time limit reached: hanging up");
+        let c = call.take();
+        if let Some(c) = c {
+            hang_up_pns(ctx, &c, CauseCode::NormalClearing).await;
+        }
+        line.hangup();
+        *phase = Phase::HangingUp;
+        set_state(ctx, "hanging-up", line, None);
+    } else if let Ok(mut v) = ctx.view.lock() {
+        if let Some(cv) = v.call.as_mut() {
+            cv.up_since_s = c.up_at.map(|t| t.elapsed().as_secs());
+        }
+    }
+}
+
+/// The control configuration a PAC line runs: the profile's, with the PAC answering.
+pub(crate) fn pac_control(mut c: ControlConfig) -> (ControlConfig, u8) {
+    let ring = match c.answer {
+        AnswerMode::OnRing(n) => n.max(1),
+        AnswerMode::Auto | AnswerMode::External => 1,
+    };
+    c.answer = AnswerMode::External;
+    (c, ring)
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn snoop_configure_ack() {
+        // FF 03 C0 21 | Configure-Ack id 1 len 14 | ACCM 00 0A 00 00 | MRU 1500
+        let ack = [
+            0xFF, 0x03, 0xC0, 0x21, 0x02, 0x01, 0x00, 0x0E, 0x02, 0x06, 0x00, 0x0A, 0x00, 0x00,
+            0x01, 0x04, 0x05, 0xDC,
+        ];
+        assert_eq!(snoop_ack_accm(&ack), Some(0x000A_0000));
+        // Without Address/Control.
+        assert_eq!(snoop_ack_accm(&ack[2..]), Some(0x000A_0000));
+        // An Ack without ACCM option: the default.
+        let no_accm = [0xC0, 0x21, 0x02, 0x01, 0x00, 0x08, 0x01, 0x04, 0x05, 0xDC];
+        assert_eq!(snoop_ack_accm(&no_accm), Some(0xFFFF_FFFF));
+        // A Configure-Request is not an Ack.
+        let mut req = ack;
+        req[4] = 1;
+        assert_eq!(snoop_ack_accm(&req), None);
+        // IPCP, truncated, bad option length.
+        assert_eq!(snoop_ack_accm(&[0x80, 0x21, 2, 1, 0, 4]), None);
+        assert_eq!(snoop_ack_accm(&ack[..10]), None);
+        let bad = [0xC0, 0x21, 0x02, 0x01, 0x00, 0x06, 0x02, 0x00];
+        assert_eq!(snoop_ack_accm(&bad), None);
+    }
+
+    #[test]
+    fn pac_answers_itself() {
+        let (c, ring) = pac_control(ControlConfig {
+            answer: AnswerMode::OnRing(2),
+            ..ControlConfig::default()
+        });
+        assert_eq!(c.answer, AnswerMode::External);
+        assert_eq!(ring, 2);
+    }
+}
