@@ -26,6 +26,7 @@
 
 pub mod keys;
 pub mod pipeline;
+mod rc4;
 pub mod transform;
 
 pub use keys::{Direction, KeyStrength, Role, SessionKey, StartKey};

@@ -40,9 +40,8 @@
 //! touching any state. MPPE has no integrity check, so this rule (with the "drop until A" rule)
 //! is what keeps a receiver from ever decrypting with the wrong RC4 state.
 
-use rc4::{consts::U16, consts::U8, KeyInit, Rc4, StreamCipher};
-
 use super::keys::{initial_session_key, next_session_key, KeyStrength, SessionKey, StartKey};
+use super::rc4::Rc4;
 use super::{Event, MppeError};
 use crate::mppc::PacketFlags;
 
@@ -206,41 +205,12 @@ pub enum Mode {
     Stateless,
 }
 
-/// RC4 keyed with an 8- or 16-octet session key.
-enum Rc4State {
-    Short(Rc4<U8>),
-    Long(Rc4<U16>),
-}
-
-impl Rc4State {
-    fn keyed(key: &SessionKey) -> Rc4State {
-        let k = key.as_bytes();
-        match k.first_chunk::<16>() {
-            Some(k16) if k.len() == 16 => Rc4State::Long(Rc4::<U16>::new(&(*k16).into())),
-            _ => {
-                let mut k8 = [0u8; 8];
-                for (d, s) in k8.iter_mut().zip(k) {
-                    *d = *s;
-                }
-                Rc4State::Short(Rc4::<U8>::new(&k8.into()))
-            }
-        }
-    }
-
-    fn apply(&mut self, buf: &mut [u8]) {
-        match self {
-            Rc4State::Short(c) => c.apply_keystream(buf),
-            Rc4State::Long(c) => c.apply_keystream(buf),
-        }
-    }
-}
-
 /// One direction's keys and RC4 state.
 struct Cipher {
     strength: KeyStrength,
     start: StartKey,
     session: SessionKey,
-    rc4: Rc4State,
+    rc4: Rc4,
     key_changes: u64,
 }
 
@@ -257,7 +227,7 @@ impl core::fmt::Debug for Cipher {
 impl Cipher {
     fn new(start: StartKey, strength: KeyStrength) -> Cipher {
         let session = initial_session_key(&start, strength);
-        let rc4 = Rc4State::keyed(&session);
+        let rc4 = Rc4::new(session.as_bytes());
         Cipher {
             strength,
             start,
@@ -269,7 +239,7 @@ impl Cipher {
 
     /// Re-keys RC4 with the current session key (the "flushed" re-initialisation).
     fn reinit(&mut self) {
-        self.rc4 = Rc4State::keyed(&self.session);
+        self.rc4 = Rc4::new(self.session.as_bytes());
     }
 
     /// A key change without keying RC4 (for catching up over several counts).
