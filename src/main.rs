@@ -29,6 +29,10 @@ enum Command {
     Pac(pptp_nas::pac::cli::PacArgs),
     /// Ask a running PAC for its lines, calls and control connections.
     Status(pptp_nas::pac::cli::StatusArgs),
+    /// The whole chain in one process with no configuration: soft-modem lines, PAC, PNS and
+    /// dial-in clients (MS-CHAPv2, MPPE-128, MPPC by default). Exit 0 only when every client
+    /// authenticated, negotiated what was asked and got every ping back.
+    Lab(pptp_nas::lab::cli::LabArgs),
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +79,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .try_init();
     match cli.command {
+        Command::Lab(a) => std::process::exit(pptp_nas::lab::cli::main(&a)),
         Command::CheckConfig(a) => std::process::exit(pptp_nas::pac::cli::check_config(&a)),
         Command::Pac(a) => {
             tokio::runtime::Runtime::new()?.block_on(pptp_nas::pac::cli::run_daemon(a))

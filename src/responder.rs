@@ -479,15 +479,55 @@ impl BulkStream {
 
     /// Builds the next datagram.
     pub fn next_packet(&mut self) -> Vec<u8> {
-        const WORDS: [&str; 8] = [
-            "the ", "modem ", "tunnel ", "carries ", "PPP ", "frames ", "over ", "GRE ",
+        // A vocabulary of 32 words picked by a xorshift generator seeded from the counter: text
+        // that MPPC compresses about as well as ordinary English documents (roughly 2:1), not
+        // the 30:1 of a repeating pattern.
+        const WORDS: [&str; 32] = [
+            "the ",
+            "modem ",
+            "tunnel ",
+            "carries ",
+            "PPP ",
+            "frames ",
+            "over ",
+            "GRE ",
+            "and ",
+            "server ",
+            "client ",
+            "line ",
+            "call ",
+            "answer ",
+            "ring ",
+            "a ",
+            "to ",
+            "of ",
+            "encrypted ",
+            "compressed ",
+            "network ",
+            "access ",
+            "concentrator ",
+            "with ",
+            "in ",
+            "data ",
+            "packet ",
+            "window ",
+            "sequence ",
+            "control ",
+            "connection ",
+            "speed ",
         ];
         let mut payload = format!("{:08} ", self.counter).into_bytes();
-        let mut i = self.counter as usize;
+        let mut x = u64::from(self.counter).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
         while payload.len() < self.payload_len {
-            let w = WORDS.get(i % WORDS.len()).copied().unwrap_or("x");
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let w = WORDS.get((x % 32) as usize).copied().unwrap_or("x ");
             payload.extend_from_slice(w.as_bytes());
-            i = i.wrapping_mul(5).wrapping_add(3);
+            if x % 11 == 0 {
+                // Numbers and punctuation, as in real text.
+                payload.extend_from_slice(format!("{}. ", (x >> 20) % 10_000).as_bytes());
+            }
         }
         payload.truncate(self.payload_len);
         self.counter = self.counter.wrapping_add(1);
