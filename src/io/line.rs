@@ -142,6 +142,10 @@ impl<S: ModemIo> ModemLine<S> {
     }
 
     /// Drives the line until there is something to report.
+    ///
+    /// Cancel safety: reads and timers are cancel-safe, but an AT command being written when
+    /// the future is dropped may be cut short; drop `next()` only between calls, or accept that
+    /// the command times out and the modem is re-initialised.
     pub async fn next(&mut self) -> io::Result<LineEvent> {
         loop {
             self.run_actions().await?;

@@ -1076,6 +1076,49 @@ mod test {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any interleaving of modem lines, PAC commands and time never panics, never leaves a
+        /// deadline in the past after `handle_timeout`, and keeps its queues bounded.
+        #[test]
+        fn arbitrary_sequences_are_safe(
+            ops in proptest::collection::vec((0u8..12, 0u64..5000, 0usize..16), 0..120)
+        ) {
+            const LINES: [&str; 16] = [
+                "OK", "ERROR", "RING", "RING/4711", "CONNECT 33600", "CONNECT", "NO CARRIER",
+                "BUSY", "NO DIALTONE", "NO ANSWER", "NMBR = 5551234", "2", "ATZ", "", "7",
+                "CONNECT 52000/V90/LAPM/V42BIS",
+            ];
+            let mut m = ModemControl::new(ControlConfig {
+                answer: AnswerMode::OnRing(2),
+                ..ControlConfig::default()
+            });
+            let mut now = Instant::now();
+            m.start(now);
+            for (op, ms, line) in ops {
+                now += Duration::from_millis(ms);
+                match op {
+                    0..=5 => m.handle_line(now, LINES[line].as_bytes()),
+                    6 => m.hangup(now),
+                    7 => { let _ = m.dial(now, "5551234"); }
+                    8 => { let _ = m.answer(now); }
+                    9 => m.carrier_lost(now),
+                    10 => m.dtr_unsupported(now),
+                    _ => {}
+                }
+                m.handle_timeout(now);
+                if let Some(t) = m.poll_timeout() {
+                    proptest::prop_assert!(t > now, "deadline {t:?} not after {now:?}");
+                }
+                let mut n = 0;
+                while m.poll_transmit().is_some() { n += 1; }
+                while m.poll_event().is_some() { n += 1; }
+                proptest::prop_assert!(n < 16);
+            }
+        }
+    }
+
     #[test]
     fn garbage_lines_change_nothing_when_idle() {
         let mut h = Harness::new(cfg());
