@@ -137,6 +137,9 @@ pub enum DownReason {
     /// LCP got no answer within Max-Configure.
     #[error("LCP negotiation timed out (Max-Configure Configure-Requests unanswered)")]
     LcpTimeout,
+    /// The peer kept Naking our LCP options and never acked.
+    #[error("LCP negotiation did not converge (the peer Naked every request)")]
+    LcpNotConverging,
     /// The peer sent Terminate-Request.
     #[error("terminated by the peer")]
     PeerTerminated,
@@ -775,6 +778,7 @@ impl Engine {
             LcpEvent::Layer(FsmEvent::Finished(r)) => {
                 let reason = match r {
                     FinishReason::ConfigureTimeout => DownReason::LcpTimeout,
+                    FinishReason::NotConverging => DownReason::LcpNotConverging,
                     FinishReason::PeerTerminated => DownReason::PeerTerminated,
                     FinishReason::TerminateTimeout => DownReason::TerminateTimeout,
                     FinishReason::CatastrophicReject => DownReason::CatastrophicReject,

@@ -291,6 +291,10 @@ pub enum FinishReason {
     PeerTerminated,
     /// The peer rejected a code or protocol we cannot do without (RXJ-).
     CatastrophicReject,
+    /// The peer answered Max-Configure requests in a row with Nak/Reject and never acked:
+    /// a peer that Naks forever would otherwise hold the link (each valid Nak restarts the
+    /// counter). Treated like TO- (tlf/3).
+    NotConverging,
 }
 
 /// A packet with a code this protocol handles itself (Echo, Discard, Protocol-Reject, Reset…),
@@ -324,6 +328,8 @@ pub struct Fsm<N: Negotiator> {
     negotiator: N,
     restart_count: u8,
     failure_count: u8,
+    /// Valid Naks/Rejects received since our last Ack or fresh start.
+    naks_received: u8,
     deadline: Option<Instant>,
     /// Identifier of the next packet we originate.
     next_id: u8,
@@ -372,6 +378,7 @@ impl<N: Negotiator> Fsm<N> {
             negotiator,
             restart_count: 0,
             failure_count: 0,
+            naks_received: 0,
             deadline: None,
             next_id: 1,
             req_id: 0,
@@ -631,6 +638,7 @@ impl<N: Negotiator> Fsm<N> {
         }
         if self.awaits_reply() {
             self.negotiator.own_acked(options);
+            self.naks_received = 0;
         }
         self.dispatch(now, Ev::Rca);
     }
@@ -645,6 +653,16 @@ impl<N: Negotiator> Fsm<N> {
             }
             if self.negotiator.own_nacked(options, rejected).is_err() {
                 self.stats.malformed += 1;
+                return;
+            }
+            self.naks_received = self.naks_received.saturating_add(1);
+            if self.naks_received > self.config.max_configure
+                && matches!(self.state, State::ReqSent | State::AckRcvd | State::AckSent)
+            {
+                // Not an RFC event: the table's TO- outcome (tlf/3) for a peer that never
+                // lets the negotiation converge.
+                self.tlf(FinishReason::NotConverging);
+                self.set_state(State::Stopped, Ev::ToMinus);
                 return;
             }
         }
@@ -959,6 +977,7 @@ impl<N: Negotiator> Fsm<N> {
     fn irc_configure(&mut self) {
         self.restart_count = self.config.max_configure;
         self.failure_count = 0;
+        self.naks_received = 0;
         self.negotiator.restart();
     }
 
@@ -1498,6 +1517,23 @@ RXR   -          -          2          3              4        5        6       
         assert!(f.handle_packet(now, GOOD_RCR).is_none());
         assert_eq!(drain(&mut f).0[0][0], CONFIGURE_ACK);
         assert_eq!(f.failure_count(), 0);
+    }
+
+    #[test]
+    fn a_peer_that_naks_forever_ends_the_negotiation() {
+        let now = t0();
+        let mut f = in_state(State::ReqSent, now);
+        let mut naks = 0;
+        while f.state() != State::Stopped {
+            let nak = build_packet(CONFIGURE_NAK, f.req_id, &[1, 3, naks]);
+            assert!(f.handle_packet(now, &nak).is_none());
+            drain(&mut f);
+            naks += 1;
+            assert!(naks < 20);
+        }
+        assert_eq!(naks, 11);
+        assert_eq!(f.finish_reason(), Some(FinishReason::NotConverging));
+        assert_eq!(f.poll_timeout(), None);
     }
 
     #[test]

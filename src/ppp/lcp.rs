@@ -821,6 +821,28 @@ mod test {
         assert_eq!(&reply[4..], &[0x42, 5, 1, 2, 3, 13, 3, 6, 1, 4, 0x05, 0xdc]);
     }
 
+    /// A peer that asks for an MRU of 10 again and again: Max-Failure (5) Naks suggesting
+    /// 1500, then the option is rejected (RFC 1661 4.6), byte-exact.
+    #[test]
+    fn naks_that_never_converge_become_a_reject() {
+        let now = Instant::now();
+        let mut s = lcp(server(), 2);
+        start(&mut s, now);
+        let _ = s.poll_transmit();
+        let mut codes = Vec::new();
+        for id in 0..7u8 {
+            s.handle_packet(now, &build_packet(CONFIGURE_REQUEST, id, &[1, 4, 0, 10]));
+            let reply = s.poll_transmit().unwrap();
+            codes.push(reply[0]);
+            if reply[0] == 3 {
+                assert_eq!(&reply[4..], &[1, 4, 0x05, 0xdc]);
+            } else {
+                assert_eq!(&reply[4..], &[1, 4, 0, 10]);
+            }
+        }
+        assert_eq!(codes, vec![3, 3, 3, 3, 3, 4, 4]);
+    }
+
     #[test]
     fn looped_back_line_is_detected() {
         let now = Instant::now();
