@@ -1,7 +1,9 @@
 //! The PPTP Network Server side: per-call PPP sessions with their MPPC/MPPE data path.
 //!
-//! Today this module holds the sans-IO [`session::Session`] that the lab runs per call; the
-//! `pptp-nas pns` daemon (TCP 1723, users file, throttling) is not built yet.
+//! Today this module holds the sans-IO pieces: [`session::Session`] (a PPP call and its
+//! MPPC/MPPE data path, which the lab runs per call) and [`throttle::AuthThrottle`] (failure
+//! counting per user and source with exponential delay and lockout; tested, not yet wired to a
+//! daemon). The `pptp-nas pns` daemon (TCP 1723, users file) is not built yet.
 
 #![cfg_attr(
     not(test),
@@ -14,3 +16,4 @@
 )]
 
 pub mod session;
+pub mod throttle;

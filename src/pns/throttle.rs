@@ -1,0 +1,270 @@
+//! Authentication throttling against "demon dialer" password guessing (sans-IO).
+//!
+//! Failures are counted per user name and per source (the PAC's or PPTP client's address, or a
+//! caller ID). After `free_failures` failures each further one doubles a delay, starting at
+//! `base_delay` and capped at `max_delay`, before the next attempt is answered; after
+//! `lockout_after` failures the key is locked out for `lockout`. A success clears the user's
+//! and the source's record. Entries that have been quiet for `forget_after` are dropped, and
+//! the table is bounded (`max_entries`, oldest evicted first) so a flood of made-up user names
+//! cannot grow it without limit.
+//!
+//! The throttle never sees a password: the caller reports only "failed" or "succeeded" for a
+//! (user, source) pair, and [`Verdict`] is what the log line carries.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Throttle settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleConfig {
+    /// Failures before any delay.
+    pub free_failures: u32,
+    /// Delay after the first counted failure; doubles with each further one.
+    pub base_delay: Duration,
+    /// Upper bound of the delay.
+    pub max_delay: Duration,
+    /// Failures that trigger a lockout.
+    pub lockout_after: u32,
+    /// Length of a lockout.
+    pub lockout: Duration,
+    /// A record with no failure for this long is forgotten.
+    pub forget_after: Duration,
+    /// Records kept at most (users and sources together).
+    pub max_entries: usize,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            free_failures: 1,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            lockout_after: 5,
+            lockout: Duration::from_secs(300),
+            forget_after: Duration::from_secs(3600),
+            max_entries: 65_536,
+        }
+    }
+}
+
+/// What is counted: a user name or a source.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// A user name as sent by the peer.
+    User(Vec<u8>),
+    /// A source (address or caller ID) as text.
+    Source(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    failures: u32,
+    last: Instant,
+    not_before: Option<Instant>,
+    locked_until: Option<Instant>,
+}
+
+/// The answer for an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go ahead.
+    Allow,
+    /// Answer no sooner than this (exponential delay).
+    DelayUntil(Instant),
+    /// Refuse without checking the password until this time.
+    LockedUntil(Instant),
+}
+
+/// Failure counters per user and per source.
+#[derive(Debug, Clone)]
+pub struct AuthThrottle {
+    config: ThrottleConfig,
+    records: HashMap<Key, Record>,
+    lockouts: u64,
+}
+
+impl AuthThrottle {
+    /// An empty table.
+    pub fn new(config: ThrottleConfig) -> Self {
+        AuthThrottle {
+            config,
+            records: HashMap::new(),
+            lockouts: 0,
+        }
+    }
+
+    /// Lockouts started so far (for the status page).
+    pub fn lockouts(&self) -> u64 {
+        self.lockouts
+    }
+
+    /// Current failure count of a key.
+    pub fn failures(&self, key: &Key) -> u32 {
+        self.records.get(key).map_or(0, |r| r.failures)
+    }
+
+    /// May `user` from `source` try now? The strictest of the two records wins.
+    pub fn check(&self, now: Instant, user: &[u8], source: &str) -> Verdict {
+        let keys = [Key::User(user.to_vec()), Key::Source(source.to_string())];
+        let mut verdict = Verdict::Allow;
+        for k in &keys {
+            let Some(r) = self.records.get(k) else {
+                continue;
+            };
+            if let Some(t) = r.locked_until.filter(|t| *t > now) {
+                verdict = match verdict {
+                    Verdict::LockedUntil(v) => Verdict::LockedUntil(v.max(t)),
+                    _ => Verdict::LockedUntil(t),
+                };
+            } else if let Some(t) = r.not_before.filter(|t| *t > now) {
+                verdict = match verdict {
+                    Verdict::Allow => Verdict::DelayUntil(t),
+                    Verdict::DelayUntil(v) => Verdict::DelayUntil(v.max(t)),
+                    locked => locked,
+                };
+            }
+        }
+        verdict
+    }
+
+    /// Records a failed attempt; returns the verdict for the next one.
+    pub fn record_failure(&mut self, now: Instant, user: &[u8], source: &str) -> Verdict {
+        self.expire(now);
+        for k in [Key::User(user.to_vec()), Key::Source(source.to_string())] {
+            let cfg = self.config;
+            let r = self.records.entry(k).or_insert(Record {
+                failures: 0,
+                last: now,
+                not_before: None,
+                locked_until: None,
+            });
+            // A lockout that ran out starts a fresh count.
+            if r.locked_until.is_some_and(|t| t <= now) {
+                r.failures = 0;
+                r.locked_until = None;
+            }
+            r.failures = r.failures.saturating_add(1);
+            r.last = now;
+            if r.failures >= cfg.lockout_after && r.locked_until.is_none() {
+                r.locked_until = Some(now + cfg.lockout);
+                self.lockouts += 1;
+            } else if r.failures > cfg.free_failures {
+                let exp = (r.failures - cfg.free_failures - 1).min(16);
+                let delay = cfg.base_delay.saturating_mul(1 << exp).min(cfg.max_delay);
+                r.not_before = Some(now + delay);
+            }
+        }
+        self.evict();
+        self.check(now, user, source)
+    }
+
+    /// Records a success: both records are cleared.
+    pub fn record_success(&mut self, user: &[u8], source: &str) {
+        self.records.remove(&Key::User(user.to_vec()));
+        self.records.remove(&Key::Source(source.to_string()));
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let forget = self.config.forget_after;
+        self.records.retain(|_, r| {
+            r.locked_until.is_some_and(|t| t > now)
+                || now.saturating_duration_since(r.last) < forget
+        });
+    }
+
+    fn evict(&mut self) {
+        while self.records.len() > self.config.max_entries {
+            let oldest = self
+                .records
+                .iter()
+                .min_by_key(|(_, r)| r.last)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => {
+                    self.records.remove(&k);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn five_failures_lock_out_and_expiry_allows_again() {
+        let t0 = Instant::now();
+        let mut t = AuthThrottle::new(ThrottleConfig::default());
+        assert_eq!(t.check(t0, b"alice", "10.0.0.1"), Verdict::Allow);
+        // First failure is free.
+        assert_eq!(t.record_failure(t0, b"alice", "10.0.0.1"), Verdict::Allow);
+        // Then 1 s, 2 s, 4 s of delay.
+        let mut now = t0;
+        for d in [1u64, 2, 4] {
+            now += Duration::from_secs(60);
+            assert_eq!(
+                t.record_failure(now, b"alice", "10.0.0.1"),
+                Verdict::DelayUntil(now + Duration::from_secs(d))
+            );
+        }
+        now += Duration::from_secs(60);
+        let locked = t.record_failure(now, b"alice", "10.0.0.1");
+        assert_eq!(locked, Verdict::LockedUntil(now + Duration::from_secs(300)));
+        assert_eq!(t.lockouts(), 2, "user and source both locked");
+        // Another source is locked too, through the user record.
+        assert!(matches!(
+            t.check(now, b"alice", "10.0.0.2"),
+            Verdict::LockedUntil(_)
+        ));
+        // Another user from the same source too, through the source record.
+        assert!(matches!(
+            t.check(now, b"bob", "10.0.0.1"),
+            Verdict::LockedUntil(_)
+        ));
+        // Unrelated user and source are not affected.
+        assert_eq!(t.check(now, b"bob", "10.0.0.9"), Verdict::Allow);
+        // After the lockout the user may try again, and a success clears the record.
+        let later = now + Duration::from_secs(301);
+        assert_eq!(t.check(later, b"alice", "10.0.0.1"), Verdict::Allow);
+        t.record_success(b"alice", "10.0.0.1");
+        assert_eq!(t.failures(&Key::User(b"alice".to_vec())), 0);
+    }
+
+    #[test]
+    fn delay_is_capped_and_records_are_forgotten() {
+        let t0 = Instant::now();
+        let mut t = AuthThrottle::new(ThrottleConfig {
+            lockout_after: 1000,
+            ..ThrottleConfig::default()
+        });
+        let mut v = Verdict::Allow;
+        for _ in 0..40 {
+            v = t.record_failure(t0, b"x", "s");
+        }
+        assert_eq!(v, Verdict::DelayUntil(t0 + Duration::from_secs(30)));
+        let much_later = t0 + Duration::from_secs(7200);
+        let _ = t.record_failure(much_later, b"y", "other");
+        assert_eq!(t.failures(&Key::User(b"x".to_vec())), 0, "forgotten");
+    }
+
+    #[test]
+    fn table_is_bounded() {
+        let t0 = Instant::now();
+        let mut t = AuthThrottle::new(ThrottleConfig {
+            max_entries: 100,
+            ..ThrottleConfig::default()
+        });
+        for i in 0..1000u32 {
+            let _ = t.record_failure(
+                t0 + Duration::from_millis(u64::from(i)),
+                format!("user{i}").as_bytes(),
+                "src",
+            );
+        }
+        assert!(t.records.len() <= 100);
+        // The busy source record is recent and survives eviction.
+        assert!(t.failures(&Key::Source("src".to_string())) > 0);
+    }
+}
