@@ -189,8 +189,16 @@ fn decode(
                     // not been used for compressing data must not be referred to in the
                     // compressed packets" (RFC 2118 section 3.1): only octets written since
                     // the last flush are accepted.
-                    let src = (pos + HISTORY_SIZE).wrapping_sub(offset);
-                    if offset == 0 || (src + len).min(HISTORY_SIZE) > filled.max(pos) {
+                    // The 13-bit class encodes offsets up to 320 + 8191 = 8511, but the
+                    // table stops at 8191: larger ones point outside the history.
+                    if offset == 0 || offset >= HISTORY_SIZE {
+                        return Err(MppcError::BadOffset {
+                            offset,
+                            available: filled.max(pos),
+                        });
+                    }
+                    let src = pos + HISTORY_SIZE - offset;
+                    if (src + len).min(HISTORY_SIZE) > filled.max(pos) {
                         return Err(MppcError::BadOffset {
                             offset,
                             available: filled.max(pos),
@@ -373,6 +381,13 @@ mod test {
             out.push(b);
         }
         out
+    }
+
+    /// One compressed packet of 8192 literal octets (fills the history).
+    fn full_history() -> Vec<u8> {
+        let parts: Vec<String> = (0..8192u32).map(|i| format!("{:08b}", i % 0x80)).collect();
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        bits(&refs)
     }
 
     fn c() -> PacketFlags {
@@ -602,6 +617,24 @@ mod test {
                 available: 0
             })
         );
+        // Offsets 8192 (110 + 13 bits of 7872) and 8511 (110 + 13 ones): the 13-bit class can
+        // encode them, the RFC table stops at 8191. Found by the fuzzer (an overflow).
+        for (off, code) in [
+            (8192usize, "110 1111011000000"),
+            (8511, "110 1111111111111"),
+        ] {
+            let mut d = Decompressor::new();
+            d.decompress(PacketFlags::FLUSHED | c(), &full_history())
+                .unwrap();
+            let p = bits(&["01100001", code, "0"]);
+            assert!(
+                matches!(
+                    d.decompress(PacketFlags::AT_FRONT | c(), &p),
+                    Err(MppcError::BadOffset { offset, .. }) if offset == off
+                ),
+                "offset {off}"
+            );
+        }
         // Thirteen ones where a length code should be.
         let p = bits(&["01100001", "1111 000001", "1111111111111", "000"]);
         assert_eq!(decode_fresh(&p), Err(MppcError::BadLength));
