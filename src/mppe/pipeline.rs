@@ -246,18 +246,22 @@ mod test {
     use proptest::prelude::*;
     use std::collections::VecDeque;
 
-    const ALL_CONFIGS: [(Option<KeyStrength>, Mode, bool); 11] = [
+    /// {40, 56, 128} x {stateful, stateless} x {MPPC on, off}, plus MPPC alone both ways.
+    const ALL_CONFIGS: [(Option<KeyStrength>, Mode, bool); 14] = [
         (Some(KeyStrength::Bits40), Mode::Stateful, false),
         (Some(KeyStrength::Bits40), Mode::Stateful, true),
         (Some(KeyStrength::Bits40), Mode::Stateless, false),
         (Some(KeyStrength::Bits40), Mode::Stateless, true),
         (Some(KeyStrength::Bits56), Mode::Stateful, false),
+        (Some(KeyStrength::Bits56), Mode::Stateful, true),
+        (Some(KeyStrength::Bits56), Mode::Stateless, false),
         (Some(KeyStrength::Bits56), Mode::Stateless, true),
         (Some(KeyStrength::Bits128), Mode::Stateful, false),
         (Some(KeyStrength::Bits128), Mode::Stateful, true),
         (Some(KeyStrength::Bits128), Mode::Stateless, false),
         (Some(KeyStrength::Bits128), Mode::Stateless, true),
         (None, Mode::Stateful, true),
+        (None, Mode::Stateless, true),
     ];
 
     fn config(i: usize) -> PipelineConfig {
@@ -505,7 +509,7 @@ mod test {
 
     #[test]
     fn mppc_only_header_has_c_without_d() {
-        let cfg = config(10);
+        let cfg = config(12);
         let (mut tx, mut rx) = link(&cfg);
         let pkt = make_packet(0, 800, 5);
         let mut out = Vec::new();
@@ -519,7 +523,7 @@ mod test {
 
     #[test]
     fn combined_header_has_c_and_d() {
-        let cfg = config(7);
+        let cfg = config(9);
         let (mut tx, mut rx) = link(&cfg);
         let pkt = make_packet(0, 800, 9);
         let mut out = vec![0xFF, 0x03, 0x00, 0xFD]; // encode appends after what is there
@@ -534,7 +538,7 @@ mod test {
 
     #[test]
     fn decompression_error_triggers_reset_request_in_stateful_mode() {
-        let cfg = config(7);
+        let cfg = config(9);
         let (mut tx, mut rx) = link(&cfg);
         let a = make_packet(0, 600, 1);
         let mut out = Vec::new();

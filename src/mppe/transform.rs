@@ -360,7 +360,7 @@ impl Sender {
 /// Limits of the receiving half.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReceiverConfig {
-    /// Stateless mode: most counts one packet may jump ahead (each costs a key change);
+    /// Stateless MPPE: most counts one packet may jump ahead (each costs a key change);
     /// further jumps are dropped as bogus (FreeBSD ng_mppc's `max_rekey`). At most 2047.
     pub max_rekey: u16,
     /// Sanity score at which [`Event::TooManyErrors`] asks to drop the link. Each bogus packet
@@ -527,7 +527,8 @@ impl Receiver {
         }
         match self.mode {
             Mode::Stateless => {
-                if gap > self.config.max_rekey {
+                // Only key changes cost anything; without MPPE any forward jump is fine.
+                if self.cipher.is_some() && gap > self.config.max_rekey {
                     self.bogus();
                     return Err(MppeError::TooManyRekeys {
                         needed: gap,
@@ -865,6 +866,17 @@ mod test {
             })
         );
         assert_eq!(rx.key_changes(), 0, "no work done for a rejected jump");
+
+        // Without MPPE (MPPC alone) a jump costs nothing and is not capped.
+        let mut tx = Sender::unencrypted(Mode::Stateless);
+        let mut rx = Receiver::unencrypted(Mode::Stateless, cfg);
+        for _ in 0..100 {
+            let _ = send(&mut tx, &msg(0));
+        }
+        let m = msg(3);
+        let mut w = send(&mut tx, &m);
+        assert_eq!(w[0] & 0xF0, 0x80, "A, no D");
+        assert_eq!(rx.open(&mut w).unwrap().1, &m[..]);
     }
 
     #[test]
