@@ -1,0 +1,356 @@
+//! The PAC as real processes: `pptp-nas softmodem` + `pptp-nas pac` (raw GRE socket on
+//! loopback) + a test PNS in this process (the `pptp::control` core on TCP, raw GRE). Needs
+//! root (CAP_NET_RAW) like CI; skipped with a message otherwise.
+//!
+//! Covered: `check-config` on the generated file, a call in incoming-call mode with PPP frames
+//! of several protocols both ways over real GRE, `pptp-nas status --json` showing the call,
+//! Call-Clear-Request from the PNS (line back to idle), then SIGTERM during a call: the PAC
+//! clears the call (CDN), stops the control connection and exits 0.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use pptp_nas::hdlc::{Decoder, DecoderConfig, Encoder, EncoderConfig};
+use pptp_nas::io::line::open_serial;
+use pptp_nas::pac::gre::{raw, GreDatagram};
+use pptp_nas::pptp::control::{CallEnd, Config, Connection, Event, Open, Role};
+use pptp_nas::pptp::message::CauseCode;
+use pptp_nas::pptp::{GreRepr, SeqNumber};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::time::{timeout, Instant};
+
+const PAC: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 71);
+const PNS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 72);
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pptp-nas")
+}
+
+struct Kill(std::process::Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(path: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn status_json(sock: &Path) -> String {
+    let out = Command::new(bin())
+        .args(["status", "--json", "--socket"])
+        .arg(sock)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn softmodem_pac_and_pns_processes() {
+    // SAFETY-free root check: a raw socket either opens or not.
+    let gre = match raw(Some(PNS), vec![PAC]) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("skipped: raw GRE socket needs root/CAP_NET_RAW ({e})");
+            return;
+        }
+    };
+    let mut gre = gre;
+    let dir: PathBuf = std::env::temp_dir().join(format!("pptp-nas-pacd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _sm = Kill(
+        Command::new(bin())
+            .args([
+                "softmodem",
+                "--lines",
+                "1",
+                "--speed",
+                "1000000",
+                "--ring-interval",
+                "300",
+                "--caller-id",
+                "0301234",
+                "--dir",
+            ])
+            .arg(&dir)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(&dir.join("nas0"));
+    wait_for(&dir.join("client0"));
+
+    let listener = TcpListener::bind((PNS, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sock = dir.join("pac.sock");
+    let cfg = dir.join("pac.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "pac:\n  host_name: pacd-test\n  hardware_dir: {hw}\n  status_socket: {sock}\n  local_address: {PAC}\n\
+             pns:\n  - {{name: corp, address: {PNS}, port: {port}, mode: incoming-call}}\n\
+             lines:\n  - {{id: sm0, device: {dev}, type: modem, profile: softmodem, number: \"5550100\", offer_on_ring: 2}}\n\
+             default: {{pns: [corp]}}\n",
+            hw = Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware").display(),
+            sock = sock.display(),
+            dev = dir.join("nas0").display(),
+        ),
+    )
+    .unwrap();
+    let check = Command::new(bin())
+        .arg("check-config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let mut pac = Kill(
+        Command::new(bin())
+            .args(["pac", "--log-format", "json", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "info")
+            .stderr(std::fs::File::create(dir.join("pac.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+
+    // The PNS: accept the control connection.
+    let (mut tcp, _) = timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("PAC connects")
+        .unwrap();
+    let mut c = Connection::new(
+        Config::new(Role::Pns),
+        Open::Passive,
+        Instant::now().into_std(),
+    );
+    let mut client = open_serial(&dir.join("client0"), 115_200, false).unwrap();
+    let mut rbuf = vec![0u8; 4096];
+    let mut wbuf = Vec::new();
+
+    // Drives the PNS core until `pred` says an event is the one we want.
+    macro_rules! pns_until {
+        ($pred:expr) => {{
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let mut hit = None;
+                assert!(Instant::now() < deadline, "PNS: no event in time");
+                // Stop at the wanted event: later ones stay queued for the next wait.
+                while hit.is_none() {
+                    let Some(e) = c.poll_event() else { break };
+                    let now = Instant::now().into_std();
+                    if let Event::IncomingCallRequested { call_id, .. } = &e {
+                        c.accept_call(now, *call_id).unwrap();
+                    }
+                    if hit.is_none() {
+                        hit = ($pred)(e);
+                    }
+                }
+                wbuf.clear();
+                while c.poll_transmit(&mut wbuf).is_some() {}
+                if !wbuf.is_empty() {
+                    tcp.write_all(&wbuf).await.unwrap();
+                }
+                if let Some(h) = hit {
+                    break h;
+                }
+                match tokio::time::timeout_at(deadline, tcp.read(&mut rbuf)).await {
+                    Ok(Ok(n)) if n > 0 => c.handle_bytes(Instant::now().into_std(), &rbuf[..n]),
+                    Ok(_) => {
+                        c.handle_tcp_closed(Instant::now().into_std());
+                    }
+                    Err(_) => panic!("PNS: no event in time"),
+                }
+            }
+        }};
+    }
+
+    pns_until!(|e| matches!(e, Event::Established(_)).then_some(()));
+    client.write_all(b"ATE0\r").await.unwrap();
+    expect(&mut client, "OK").await;
+
+    // ---- call 1 ----
+    client.write_all(b"ATDT5550100\r").await.unwrap();
+    let info = pns_until!(|e| match e {
+        Event::CallUp(i) => Some(i),
+        _ => None,
+    });
+    expect(&mut client, "CONNECT").await;
+    let mut enc = Encoder::new(EncoderConfig::default());
+    let mut dec = Decoder::new(DecoderConfig::default());
+    let frames: [&[u8]; 4] = [
+        &[0xFF, 0x03, 0x80, 0x2B, 0x01, 0x01, 0x00, 0x04],
+        &[0xFF, 0x03, 0x80, 0x3F, 0x01, 0x02, 0x00, 0x04],
+        &[0xFF, 0x03, 0x80, 0x57, 0x01, 0x03, 0x00, 0x04],
+        &[0xFF, 0x03, 0x7E, 0x7D, 0x00, 0x11, 0x13, 0xFF],
+    ];
+    for (seq, f) in (0u32..).zip(frames) {
+        // client -> PNS
+        let mut w = Vec::new();
+        enc.encode(f, &mut w).unwrap();
+        client.write_all(&w).await.unwrap();
+        let got = loop {
+            let d = timeout(Duration::from_secs(5), gre.rx.recv())
+                .await
+                .expect("GRE from PAC")
+                .unwrap();
+            assert_eq!(d.peer, PAC);
+            let (repr, payload) = GreRepr::parse_bytes(&d.packet).unwrap();
+            if repr.seq.is_some() {
+                assert_eq!(repr.call_id, info.call_id);
+                break payload.to_vec();
+            }
+        };
+        assert_eq!(got, f);
+        // PNS -> client
+        let repr = GreRepr::data(info.peer_call_id, f.len() as u16, SeqNumber(seq), None);
+        let mut pkt = Vec::new();
+        repr.emit(&mut pkt);
+        pkt.extend_from_slice(f);
+        gre.tx
+            .send(GreDatagram {
+                peer: PAC,
+                local: PNS,
+                packet: pkt.into(),
+            })
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let back = 'outer: loop {
+            let n = timeout(Duration::from_secs(5), client.read(&mut buf))
+                .await
+                .expect("line data")
+                .unwrap();
+            let mut input = &buf[..n];
+            while let Some(r) = dec.decode(&mut input) {
+                if let Ok(fr) = r {
+                    break 'outer fr.to_vec();
+                }
+            }
+        };
+        assert_eq!(back, f);
+    }
+    let js = status_json(&sock);
+    if !js.contains("\"caller\": \"0301234\"") {
+        let log = std::fs::read_to_string(dir.join("pac.log")).unwrap_or_default();
+        panic!("{js}\n{log}");
+    }
+    assert!(js.contains("\"state\": \"up\""), "{js}");
+    assert!(
+        js.contains(&format!("\"call_id\": {}", info.peer_call_id)),
+        "{js}"
+    );
+
+    // CCRQ from the PNS: CDN back, the line hangs up and returns to idle.
+    c.hang_up(
+        Instant::now().into_std(),
+        info.call_id,
+        CauseCode::NormalClearing,
+    )
+    .unwrap();
+    let end = pns_until!(|e| match e {
+        Event::CallDown { end, .. } => Some(end),
+        _ => None,
+    });
+    assert!(matches!(end, CallEnd::Disconnected { .. }), "{end:?}");
+    expect(&mut client, "NO CARRIER").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let js = status_json(&sock);
+        if js.contains("\"state\": \"idle\"") && js.contains("\"modem\": \"Idle\"") {
+            assert!(js.contains("\"calls\": 1"), "{js}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "line not back to idle: {js}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // ---- call 2, then SIGTERM: CDN, Stop-Control-Connection, exit 0 ----
+    client.write_all(b"ATDT5550100\r").await.unwrap();
+    let info = pns_until!(|e| match e {
+        Event::CallUp(i) => Some(i),
+        _ => None,
+    });
+    expect(&mut client, "CONNECT").await;
+    let pid = pac.0.id();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let end = pns_until!(|e| match e {
+        Event::CallDown { call_id, end } if call_id == info.call_id => Some(end),
+        _ => None,
+    });
+    assert!(matches!(end, CallEnd::Disconnected { .. }), "{end:?}");
+    let closed = pns_until!(|e| match e {
+        Event::Closed(r) => Some(r),
+        _ => None,
+    });
+    eprintln!("control connection closed: {closed:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = pac.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pac did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = std::fs::read_to_string(dir.join("pac.log")).unwrap_or_default();
+    assert!(status.success(), "exit {status:?}\n{log}");
+    assert!(
+        log.contains("\"call up\"") || log.contains("call up"),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .all(|l| l.trim().is_empty() || l.starts_with('{')),
+        "JSON log lines: {log}"
+    );
+    assert!(!sock.exists(), "status socket removed on exit");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn expect(dev: &mut tokio_serial::SerialStream, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while !String::from_utf8_lossy(&got).contains(want) {
+        match tokio::time::timeout_at(deadline, dev.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            other => panic!(
+                "waiting for {want:?}: {other:?}, got {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+}
