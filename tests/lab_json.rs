@@ -120,3 +120,21 @@ fn fifty_clients() {
     assert!(stdout.contains("\"calls_connected\": 50"));
     assert!(took < Duration::from_secs(30), "{took:?}");
 }
+
+#[test]
+fn wrong_password_throttle_is_visible_in_log_and_json() {
+    let (code, stdout, stderr, _) = lab(&[
+        "--clients",
+        "8",
+        "--password",
+        "guess",
+        "--duration",
+        "0",
+        "--json",
+    ]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("\"auth_failed\": 8"), "{stdout}");
+    assert!(stdout.contains("\"auth_lockouts\": 1"), "{stdout}");
+    assert!(stderr.contains("locked out"), "{stderr}");
+    assert!(!stderr.contains("guess"), "no password in logs: {stderr}");
+}

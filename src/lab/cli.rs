@@ -40,6 +40,10 @@ pub struct LabArgs {
     /// Drop carrier this many seconds after CONNECT (fault injection).
     #[arg(long)]
     pub drop_after: Option<f64>,
+    /// The password the clients dial in with (the PNS knows user alice with the lab's own
+    /// password): a wrong one shows authentication failures and, from the fifth, the lockout.
+    #[arg(long)]
+    pub password: Option<String>,
     /// Print exactly one JSON object on stdout instead of the stages and the table.
     #[arg(long)]
     pub json: bool,
@@ -103,7 +107,10 @@ pub fn options(a: &LabArgs) -> Result<LabOptions, String> {
             .drop_after
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(Duration::from_secs_f64),
-        ..LabOptions::default()
+        client_password: a
+            .password
+            .clone()
+            .unwrap_or_else(|| LabOptions::default().client_password),
     })
 }
 

@@ -38,7 +38,8 @@ use std::time::{Duration, Instant};
 use crate::hdlc::{Decoder, DecoderConfig, Encoder, EncoderConfig};
 use crate::modem::sim::{LinePair, Side, SimConfig};
 use crate::pns::session::Session;
-use crate::ppp::auth::{ClientCredentials, StaticCredentials};
+use crate::pns::throttle::{ThrottleConfig, ThrottleHandle};
+use crate::ppp::auth::{AuthFailure, ClientCredentials, StaticCredentials};
 use crate::ppp::ccp::{MppeMode, Stateless};
 use crate::ppp::engine::{DownReason, Event as PppEvent, Policy};
 use crate::ppp::ipcp::IpcpConfig;
@@ -201,6 +202,10 @@ pub struct PnsCounters {
     pub discard_octets: u64,
     /// Packets the responder refused as malformed.
     pub responder_malformed: u64,
+    /// Authentication lockouts started (per user and per source).
+    pub auth_lockouts: u64,
+    /// Authentications refused without a password check because of a lockout.
+    pub auth_refused_locked: u64,
 }
 
 /// The outcome of a lab run.
@@ -297,7 +302,7 @@ impl LabReport {
             o,
             ", \"pns\": {{\"calls_accepted\": {}, \"calls_ended\": {}, \"auth_ok\": {}, \
              \"auth_failed\": {}, \"gre_dropped\": {}, \"icmp_echo\": {}, \"discard_octets\": {}, \
-             \"responder_malformed\": {}}}}}",
+             \"responder_malformed\": {}, \"auth_lockouts\": {}, \"auth_refused_locked\": {}}}}}",
             n.calls_accepted,
             n.calls_ended,
             n.auth_ok,
@@ -305,7 +310,9 @@ impl LabReport {
             n.gre_dropped,
             n.icmp_echo,
             n.discard_octets,
-            n.responder_malformed
+            n.responder_malformed,
+            n.auth_lockouts,
+            n.auth_refused_locked
         );
         o
     }
@@ -365,10 +372,12 @@ impl LabReport {
         );
         let _ = writeln!(
             o,
-            "PNS: {} calls, {} auth ok, {} auth failed, {} echo replies, {} octets discarded, {} GRE dropped",
+            "PNS: {} calls, {} auth ok, {} auth failed ({} lockouts, {} refused while locked), {} echo replies, {} octets discarded, {} GRE dropped",
             self.pns.calls_accepted,
             self.pns.auth_ok,
             self.pns.auth_failed,
+            self.pns.auth_lockouts,
+            self.pns.auth_refused_locked,
             self.pns.icmp_echo,
             self.pns.discard_octets,
             self.pns.gre_dropped
@@ -486,6 +495,9 @@ struct Lab {
     server_policy: Arc<Policy>,
     client_policy: Arc<Policy>,
     store: Arc<StaticCredentials>,
+    throttle: ThrottleHandle,
+    /// PNS call ID -> source (the caller's number from the ICRQ), for the throttle.
+    pns_source: HashMap<u16, String>,
     next_ip: u32,
     seed: u8,
     progress: Box<dyn FnMut(&str)>,
@@ -598,6 +610,8 @@ impl Lab {
             server_policy: Arc::new(server),
             client_policy,
             store,
+            throttle: ThrottleHandle::new(ThrottleConfig::default(), now),
+            pns_source: HashMap::new(),
             next_ip: 0,
             seed: 7,
             progress,
@@ -688,6 +702,7 @@ impl Lab {
 
     fn handle_timeout(&mut self) {
         let now = self.now;
+        self.throttle.set_now(now);
         self.pac_ctrl.handle_timeout(now);
         self.pns_ctrl.handle_timeout(now);
         for l in &mut self.lines {
@@ -855,6 +870,9 @@ impl Lab {
                     .iter()
                     .find(|(pac_id, _)| **pac_id == request.call_id)
                     .map(|(_, l)| *l);
+                let source =
+                    String::from_utf8_lossy(request.dialing_number.as_bytes()).into_owned();
+                self.pns_source.insert(call_id, format!("clid:{source}"));
                 if let Some(line) = line {
                     self.pns_line.insert(call_id, line);
                     self.stage(
@@ -872,9 +890,15 @@ impl Lab {
                 let mut policy = (*self.server_policy).clone();
                 policy.ipcp.assign_peer = Some(ip);
                 self.seed = self.seed.wrapping_add(1);
+                let source = self
+                    .pns_source
+                    .get(&info.call_id)
+                    .cloned()
+                    .unwrap_or_default();
+                self.throttle.set_now(now);
                 let mut session = Session::new(
                     Arc::new(policy),
-                    Some(self.store.clone()),
+                    Some(self.throttle.store_for(&source, self.store.clone())),
                     seed_for(u32::from(info.call_id), self.seed),
                 );
                 session.open(now);
@@ -1370,14 +1394,19 @@ impl Lab {
                 match ev {
                     PppEvent::Authenticated { user } => {
                         self.pns.auth_ok += 1;
+                        let src = self.pns_source.get(&call_id).map_or("", String::as_str);
+                        self.throttle.record(self.now, &user, src, true);
                         stages.push((
                             call_id,
                             format!("PNS: user {} authenticated", String::from_utf8_lossy(&user)),
                         ));
                     }
                     PppEvent::LinkDown(reason) => {
-                        if matches!(reason, DownReason::AuthFailed(_)) {
+                        if let DownReason::AuthFailed(f) = &reason {
                             self.pns.auth_failed += 1;
+                            let src = self.pns_source.get(&call_id).map_or("", String::as_str);
+                            let user = failure_user(f).unwrap_or_default();
+                            self.throttle.record(self.now, user.as_bytes(), src, false);
                         }
                         stages.push((call_id, format!("PNS: PPP down: {reason}")));
                         ended.push((call_id, reason.to_string()));
@@ -1457,6 +1486,9 @@ impl Lab {
             r.errors.dedup();
             clients.push(r);
         }
+        let (lockouts, refused) = self.throttle.counters();
+        self.pns.auth_lockouts = lockouts;
+        self.pns.auth_refused_locked = refused;
         let ok = !clients.is_empty() && clients.iter().all(|c| c.errors.is_empty());
         let _ = &self.client_policy;
         LabReport {
@@ -1466,6 +1498,17 @@ impl Lab {
             pns: self.pns,
             virtual_time: self.now.saturating_duration_since(self.start),
         }
+    }
+}
+
+/// The user name an authentication failure names, if any.
+fn failure_user(f: &AuthFailure) -> Option<String> {
+    match f {
+        AuthFailure::UnknownUser(u)
+        | AuthFailure::BadCredentials(u)
+        | AuthFailure::NeedCleartext(u)
+        | AuthFailure::LmRefused(u) => Some(u.clone()),
+        _ => None,
     }
 }
 
@@ -1567,6 +1610,21 @@ mod test {
             "{:?}",
             r.clients[0].errors
         );
+    }
+
+    #[test]
+    fn wrong_password_from_six_callers_locks_the_user_out() {
+        let r = quiet(LabOptions {
+            clients: 8,
+            client_password: "guess".to_string(),
+            duration: Duration::ZERO,
+            ..LabOptions::default()
+        });
+        assert!(!r.ok);
+        // Five failures of "alice" lock her out (one lockout, for the user; each caller has
+        // its own number, so no source reaches five); later attempts are refused unchecked.
+        assert_eq!(r.pns.auth_lockouts, 1, "{}", r.table());
+        assert!(r.pns.auth_refused_locked >= 1, "{}", r.table());
     }
 
     #[test]

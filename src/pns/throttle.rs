@@ -12,7 +12,10 @@
 //! (user, source) pair, and [`Verdict`] is what the log line carries.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::ppp::auth::{CredentialStore, Secret};
 
 /// Throttle settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +192,122 @@ impl AuthThrottle {
     }
 }
 
+/// The state a [`ThrottleHandle`] shares with the stores it hands out.
+#[derive(Debug)]
+struct Shared {
+    throttle: AuthThrottle,
+    now: Instant,
+    refused: u64,
+}
+
+/// A throttle shared by every call of a server, with the shell's notion of "now".
+///
+/// The PPP engine asks its [`CredentialStore`] for a user's secret during authentication;
+/// [`ThrottleHandle::store_for`] wraps the real store so that a user or source under lockout
+/// gets no secret at all (the attempt fails as for an unknown user, without the password being
+/// checked). The shell reports outcomes with [`ThrottleHandle::record`] and keeps the clock
+/// current with [`ThrottleHandle::set_now`] (sans-IO: the store itself never reads a clock).
+/// The exponential delay is counted and reported by [`ThrottleHandle::record`]; holding the
+/// answer back for that long is the shell's job.
+#[derive(Debug, Clone)]
+pub struct ThrottleHandle(Arc<Mutex<Shared>>);
+
+impl ThrottleHandle {
+    /// A handle around a fresh throttle.
+    pub fn new(config: ThrottleConfig, now: Instant) -> Self {
+        ThrottleHandle(Arc::new(Mutex::new(Shared {
+            throttle: AuthThrottle::new(config),
+            now,
+            refused: 0,
+        })))
+    }
+
+    /// Moves the shared clock forward.
+    pub fn set_now(&self, now: Instant) {
+        if let Ok(mut s) = self.0.lock() {
+            s.now = s.now.max(now);
+        }
+    }
+
+    /// Records an authentication outcome of `user` from `source`; returns the verdict for the
+    /// next attempt. Logs failures and lockouts (user name and source only, never a password).
+    pub fn record(&self, now: Instant, user: &[u8], source: &str, ok: bool) -> Verdict {
+        let Ok(mut s) = self.0.lock() else {
+            return Verdict::Allow;
+        };
+        s.now = s.now.max(now);
+        if ok {
+            s.throttle.record_success(user, source);
+            return Verdict::Allow;
+        }
+        let v = s.throttle.record_failure(now, user, source);
+        let name = String::from_utf8_lossy(user);
+        match v {
+            Verdict::LockedUntil(t) => tracing::warn!(
+                user = %name, source, lock_s = t.saturating_duration_since(now).as_secs(),
+                "authentication failures: locked out"
+            ),
+            Verdict::DelayUntil(t) => tracing::info!(
+                user = %name, source, delay_ms = t.saturating_duration_since(now).as_millis() as u64,
+                "authentication failed: delaying the next attempt"
+            ),
+            Verdict::Allow => tracing::info!(user = %name, source, "authentication failed"),
+        }
+        v
+    }
+
+    /// The verdict for an attempt now.
+    pub fn check(&self, user: &[u8], source: &str) -> Verdict {
+        match self.0.lock() {
+            Ok(s) => s.throttle.check(s.now, user, source),
+            Err(_) => Verdict::Allow,
+        }
+    }
+
+    /// Lockouts so far and lookups refused because of one (for the status page).
+    pub fn counters(&self) -> (u64, u64) {
+        self.0
+            .lock()
+            .map_or((0, 0), |s| (s.throttle.lockouts(), s.refused))
+    }
+
+    /// A credential store for one call from `source` that refuses locked-out users.
+    pub fn store_for(
+        &self,
+        source: &str,
+        inner: Arc<dyn CredentialStore + Send + Sync>,
+    ) -> Arc<dyn CredentialStore + Send + Sync> {
+        Arc::new(GuardedStore {
+            shared: self.0.clone(),
+            source: source.to_string(),
+            inner,
+        })
+    }
+}
+
+struct GuardedStore {
+    shared: Arc<Mutex<Shared>>,
+    source: String,
+    inner: Arc<dyn CredentialStore + Send + Sync>,
+}
+
+impl CredentialStore for GuardedStore {
+    fn lookup(&self, user: &[u8]) -> Option<Secret> {
+        if let Ok(mut s) = self.shared.lock() {
+            if let Verdict::LockedUntil(_) = s.throttle.check(s.now, user, &self.source) {
+                s.refused += 1;
+                tracing::warn!(
+                    user = %String::from_utf8_lossy(user),
+                    source = %self.source,
+                    "authentication refused: locked out"
+                );
+                return None;
+            }
+        }
+        self.inner.lookup(user)
+    }
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -247,6 +366,89 @@ mod test {
         let much_later = t0 + Duration::from_secs(7200);
         let _ = t.record_failure(much_later, b"y", "other");
         assert_eq!(t.failures(&Key::User(b"x".to_vec())), 0, "forgotten");
+    }
+
+    /// Five wrong MS-CHAPv2 passwords through real PPP sessions lock the user out; the right
+    /// password is refused during the lockout and accepted after it.
+    #[test]
+    fn sessions_wrong_password_five_times_then_lockout_then_success() {
+        use crate::pns::session::Session;
+        use crate::ppp::auth::{ClientCredentials, StaticCredentials};
+        use crate::ppp::engine::{DownReason, Event, Policy};
+        use crate::ppp::ipcp::IpcpConfig;
+        use crate::ppp::lcp::AuthMethod;
+        use std::net::Ipv4Addr;
+
+        let t0 = Instant::now();
+        let handle = ThrottleHandle::new(ThrottleConfig::default(), t0);
+        let users: Arc<dyn CredentialStore + Send + Sync> =
+            Arc::new(StaticCredentials::new().with_password("alice", "right"));
+        let server = Arc::new(Policy::server(
+            vec![AuthMethod::MsChapV2],
+            IpcpConfig {
+                local: Some(Ipv4Addr::new(10, 0, 0, 1)),
+                assign_peer: Some(Ipv4Addr::new(10, 0, 0, 2)),
+                ..IpcpConfig::default()
+            },
+        ));
+        // One call: returns whether authentication succeeded.
+        let call = |now: Instant, password: &str, n: u8| -> bool {
+            handle.set_now(now);
+            let mut cp = Policy::client(ClientCredentials::new("alice", password));
+            cp.lcp.accept_auth = vec![AuthMethod::MsChapV2];
+            let mut c = Session::new(Arc::new(cp), None, [n; 32]);
+            let mut s = Session::new(
+                server.clone(),
+                Some(handle.store_for("10.9.9.9", users.clone())),
+                [n.wrapping_add(50); 32],
+            );
+            c.open(now);
+            s.open(now);
+            let mut t = now;
+            for _ in 0..300 {
+                while let Some(f) = c.poll_transmit() {
+                    let _ = s.handle_frame(t, &f);
+                }
+                while let Some(f) = s.poll_transmit() {
+                    let _ = c.handle_frame(t, &f);
+                }
+                while c.poll_event().is_some() {}
+                while let Some(e) = s.poll_event() {
+                    match e {
+                        Event::Authenticated { user } => {
+                            handle.record(t, &user, "10.9.9.9", true);
+                            return true;
+                        }
+                        Event::LinkDown(DownReason::AuthFailed(_)) => {
+                            handle.record(t, b"alice", "10.9.9.9", false);
+                            return false;
+                        }
+                        _ => {}
+                    }
+                }
+                t += Duration::from_millis(50);
+                c.handle_timeout(t);
+                s.handle_timeout(t);
+            }
+            false
+        };
+        let mut now = t0;
+        for i in 0..5u8 {
+            assert!(!call(now, "guess", i), "wrong password {i} refused");
+            now += Duration::from_secs(40);
+        }
+        assert_eq!(handle.counters().0, 2, "user and source locked out");
+        assert!(matches!(
+            handle.check(b"alice", "10.9.9.9"),
+            Verdict::LockedUntil(_)
+        ));
+        // The right password during the lockout: refused without a password check.
+        assert!(!call(now, "right", 10));
+        assert!(handle.counters().1 >= 1, "lookup refused while locked");
+        // After the lockout (300 s) the right password works and clears the record.
+        now += Duration::from_secs(301);
+        assert!(call(now, "right", 11));
+        assert_eq!(handle.check(b"alice", "10.9.9.9"), Verdict::Allow);
     }
 
     #[test]
