@@ -138,3 +138,35 @@ fn wrong_password_throttle_is_visible_in_log_and_json() {
     assert!(stderr.contains("locked out"), "{stderr}");
     assert!(!stderr.contains("guess"), "no password in logs: {stderr}");
 }
+
+#[test]
+fn bit_errors_do_not_break_the_chain() {
+    // 1e-5 on a 33600 bit/s line: a few HDLC frames lost over the run; MPPE resyncs (CCP
+    // Reset-Request), pings may be retried by nobody, so the run is either fully OK or ends
+    // cleanly with the reason; every call that connected also ended, and nothing panics.
+    for seed_clients in ["1", "4"] {
+        let (code, stdout, stderr, _) = lab(&[
+            "--ber",
+            "1e-5",
+            "--duration",
+            "10",
+            "--clients",
+            seed_clients,
+            "--json",
+        ]);
+        assert!(code == 0 || code == 1, "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let connected = stdout
+            .split("\"calls_connected\": ")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .unwrap_or("?");
+        let ended = stdout
+            .split("\"calls_ended\": ")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .unwrap_or("!");
+        assert_eq!(connected, ended, "every call ended: {stdout}");
+        assert_eq!(connected, seed_clients);
+    }
+}
