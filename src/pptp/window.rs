@@ -138,6 +138,9 @@ pub enum Rx {
     AckOnly,
 }
 
+/// Send times kept for round-trip samples, at most.
+const MAX_IN_FLIGHT: usize = 4096;
+
 /// History of recently passed sequence numbers: delivered or skipped. 1024 entries.
 const HISTORY: u32 = 1024;
 
@@ -296,6 +299,11 @@ impl Window {
         repr.emit(buf);
         buf.extend_from_slice(payload);
         self.next_seq = seq.next();
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            // A peer that never acknowledges (ignore mode) must not make this grow forever;
+            // the oldest send time is forgotten (no RTT sample from it).
+            self.in_flight.pop_front();
+        }
         self.in_flight.push_back((seq, now));
         self.stats.sent += 1;
         Ok(seq)
@@ -451,17 +459,22 @@ impl Window {
         self.expected = Some(seq.next());
     }
 
-    /// Marks every number from `expected` up to (not including) `to` as skipped.
+    /// Marks every number from `expected` up to (not including) `to` as skipped. O(1) in the
+    /// size of the gap beyond the 1024-entry history (a peer may jump far ahead).
     fn skip_to(&mut self, to: SeqNumber) {
-        let Some(mut e) = self.expected else {
+        let Some(e) = self.expected else {
             return;
         };
-        while e.is_before(to) {
-            self.history.set(e, false);
-            self.stats.lost += 1;
-            e = e.next();
+        let gap = to.distance(e);
+        if gap <= 0 {
+            return;
         }
-        self.expected = Some(e);
+        let gap = gap.unsigned_abs();
+        self.stats.lost += u64::from(gap);
+        for i in 1..=gap.min(HISTORY) {
+            self.history.set(to.wrapping_add(i.wrapping_neg()), false);
+        }
+        self.expected = Some(to);
     }
 
     /// Moves consecutive buffered packets starting at `expected` to the ready queue.
@@ -779,6 +792,16 @@ mod test {
         a.handle_packet(t0, &GreRepr::ack_only(1, SeqNumber(5)), &[]);
         assert_eq!(a.stats().bad_acks, 1);
         assert_eq!(a.unacked(), 1);
+    }
+
+    #[test]
+    fn a_huge_jump_is_cheap_and_counted() {
+        let t0 = Instant::now();
+        let mut b = Window::new(WindowConfig::new(1));
+        b.handle_packet(t0, &data(0), b"a");
+        assert_eq!(b.handle_packet(t0, &data(0x7fff_0000), b"b"), Rx::Deliver);
+        assert_eq!(b.stats().lost, 0x7fff_0000 - 1);
+        assert_eq!(b.handle_packet(t0, &data(0x7fff_0001), b"c"), Rx::Deliver);
     }
 
     #[test]
