@@ -27,4 +27,5 @@ pub mod pns;
 pub mod ppp;
 pub mod pptp;
 pub mod responder;
+pub mod stdio_ppp;
 pub mod wire;

@@ -33,6 +33,9 @@ enum Command {
     /// dial-in clients (MS-CHAPv2, MPPE-128, MPPC by default). Exit 0 only when every client
     /// authenticated, negotiated what was asked and got every ping back.
     Lab(pptp_nas::lab::cli::LabArgs),
+    /// The PPP engine over stdin/stdout or a tty (async HDLC): a pppd stand-in behind pptpd
+    /// (`ppp` option; invoke through a `pptp-nas-ppp` symlink) or `pptp --nolaunchpppd`.
+    Ppp(pptp_nas::stdio_ppp::PppArgs),
 }
 
 #[derive(Debug, Args)]
@@ -67,7 +70,12 @@ struct SoftmodemArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(pptp_nas::stdio_ppp::rewrite_argv(
+        std::env::args_os().collect(),
+    ));
+    if let Command::Ppp(a) = cli.command {
+        std::process::exit(pptp_nas::stdio_ppp::main(a));
+    }
     if let Command::Pac(a) = &cli.command {
         pptp_nas::pac::cli::init_logging(a.log_format);
     }
@@ -80,6 +88,7 @@ fn main() -> anyhow::Result<()> {
         .try_init();
     match cli.command {
         Command::Lab(a) => std::process::exit(pptp_nas::lab::cli::main(&a)),
+        Command::Ppp(_) => Ok(()),
         Command::CheckConfig(a) => std::process::exit(pptp_nas::pac::cli::check_config(&a)),
         Command::Pac(a) => {
             tokio::runtime::Runtime::new()?.block_on(pptp_nas::pac::cli::run_daemon(a))
