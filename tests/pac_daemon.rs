@@ -354,3 +354,186 @@ async fn expect(dev: &mut tokio_serial::SerialStream, want: &str) {
         }
     }
 }
+
+/// CPU time (user + system) of a process, in seconds, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime) are at 11 and 12 after the state field.
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// Measurement, not a check: CPU time of the `pptp-nas pac` process per megabyte relayed, both
+/// directions, over a soft-modem line at 100 Mbit/s and raw GRE on loopback. Run with
+/// `cargo test --release --test pac_daemon -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_pac_cpu_per_megabyte() {
+    let Ok(mut gre) = raw(Some(PNS), vec![PAC]) else {
+        eprintln!("skipped: needs root");
+        return;
+    };
+    let dir: PathBuf = std::env::temp_dir().join(format!("pptp-nas-pacm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _sm = Kill(
+        Command::new(bin())
+            .args([
+                "softmodem",
+                "--lines",
+                "1",
+                "--speed",
+                "100000000",
+                "--ring-interval",
+                "300",
+                "--dir",
+            ])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(&dir.join("nas0"));
+    let listener = TcpListener::bind((PNS, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cfg = dir.join("pac.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "pac:\n  host_name: m\n  hardware_dir: {hw}\n  status_socket: {sock}\n  local_address: {PAC}\n\
+             pns:\n  - {{name: corp, address: {PNS}, port: {port}, mode: incoming-call}}\n\
+             lines:\n  - {{id: sm0, device: {dev}, type: modem, profile: softmodem}}\n\
+             default: {{pns: [corp]}}\n",
+            hw = Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware").display(),
+            sock = dir.join("pac.sock").display(),
+            dev = dir.join("nas0").display(),
+        ),
+    )
+    .unwrap();
+    let pac = Kill(
+        Command::new(bin())
+            .args(["pac", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (mut tcp, _) = timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut c = Connection::new(
+        Config::new(Role::Pns),
+        Open::Passive,
+        Instant::now().into_std(),
+    );
+    let mut client = open_serial(&dir.join("client0"), 115_200, false).unwrap();
+    let mut rbuf = vec![0u8; 4096];
+    let mut wbuf = Vec::new();
+    client.write_all(b"ATDT1\r").await.unwrap();
+    let info = loop {
+        let mut up = None;
+        while let Some(e) = c.poll_event() {
+            match e {
+                Event::IncomingCallRequested { call_id, .. } => {
+                    c.accept_call(Instant::now().into_std(), call_id).unwrap()
+                }
+                Event::CallUp(i) => up = Some(i),
+                _ => {}
+            }
+        }
+        wbuf.clear();
+        while c.poll_transmit(&mut wbuf).is_some() {}
+        if !wbuf.is_empty() {
+            tcp.write_all(&wbuf).await.unwrap();
+        }
+        if let Some(i) = up {
+            break i;
+        }
+        let n = timeout(Duration::from_secs(10), tcp.read(&mut rbuf))
+            .await
+            .unwrap()
+            .unwrap();
+        c.handle_bytes(Instant::now().into_std(), &rbuf[..n]);
+    };
+    expect(&mut client, "CONNECT").await;
+    const FRAME: usize = 1400;
+    const FRAMES: usize = 6000; // 8.4 MB each way
+    let mut frame = vec![0xFF, 0x03, 0x00, 0x21];
+    frame.extend((0..FRAME as u32 - 4).map(|i| (i * 7) as u8));
+    let pid = pac.0.id();
+    let cpu0 = cpu_seconds(pid);
+    let t0 = std::time::Instant::now();
+    // Line -> GRE: the client writes HDLC frames; count GRE payload octets at the PNS.
+    let mut wire = Vec::new();
+    let mut enc = Encoder::new(EncoderConfig::default());
+    for _ in 0..64 {
+        enc.encode(&frame, &mut wire).unwrap();
+    }
+    let writer = tokio::spawn(async move {
+        for _ in 0..FRAMES / 64 {
+            client.write_all(&wire).await.unwrap();
+        }
+        client
+    });
+    let mut got = 0usize;
+    while got < FRAMES / 64 * 64 * FRAME * 95 / 100 {
+        match timeout(Duration::from_secs(5), gre.rx.recv()).await {
+            Ok(Some(d)) => got += d.packet.len().saturating_sub(16),
+            _ => break,
+        }
+    }
+    let mut client = writer.await.unwrap();
+    let up_s = t0.elapsed().as_secs_f64();
+    let cpu1 = cpu_seconds(pid);
+    // GRE -> line: the PNS sends; the client reads.
+    let t1 = std::time::Instant::now();
+    let reader = tokio::spawn(async move {
+        let mut n = 0usize;
+        let mut buf = vec![0u8; 65536];
+        let want = FRAMES * FRAME;
+        while n < want * 95 / 100 {
+            match timeout(Duration::from_secs(5), client.read(&mut buf)).await {
+                Ok(Ok(k)) if k > 0 => n += k,
+                _ => break,
+            }
+        }
+        n
+    });
+    for seq in 0..FRAMES as u32 {
+        let repr = GreRepr::data(info.peer_call_id, FRAME as u16, SeqNumber(seq), None);
+        let mut pkt = Vec::with_capacity(FRAME + 16);
+        repr.emit(&mut pkt);
+        pkt.extend_from_slice(&frame);
+        gre.tx
+            .send(GreDatagram {
+                peer: PAC,
+                local: PNS,
+                packet: pkt.into(),
+            })
+            .await
+            .unwrap();
+        if seq % 64 == 63 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let line_octets = reader.await.unwrap();
+    let down_s = t1.elapsed().as_secs_f64();
+    let cpu2 = cpu_seconds(pid);
+    let st = status_json(&dir.join("pac.sock"));
+    eprintln!("{st}");
+    let up_mb = got as f64 / 1e6;
+    let down_mb = line_octets as f64 / 1e6;
+    eprintln!(
+        "PAC relay: line->GRE {up_mb:.1} MB in {up_s:.1} s, pac CPU {:.2} s = {:.1} ms/MB; GRE->line {down_mb:.1} MB (HDLC octets) in {down_s:.1} s, pac CPU {:.2} s = {:.1} ms/MB",
+        cpu1 - cpu0,
+        (cpu1 - cpu0) * 1000.0 / up_mb.max(0.001),
+        cpu2 - cpu1,
+        (cpu2 - cpu1) * 1000.0 / down_mb.max(0.001),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

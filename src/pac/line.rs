@@ -35,6 +35,8 @@ use crate::pptp::{GreRepr, SeqNumber};
 
 /// How long an acknowledgment may wait for a data packet to ride on.
 pub const ACK_DELAY: Duration = Duration::from_millis(100);
+/// Longest wait for one batched line write before the rest of it is dropped.
+const LINE_WRITE_STALL: Duration = Duration::from_millis(250);
 /// Received GRE packets handled per line write.
 const RX_BATCH: usize = 32;
 /// Size of the buffer GRE packets are carved from.
@@ -53,6 +55,7 @@ pub(crate) struct LineStats {
     pub(crate) gre_late: AtomicU64,
     pub(crate) gre_tx_dropped: AtomicU64,
     pub(crate) hdlc_errors: AtomicU64,
+    pub(crate) line_write_stalls: AtomicU64,
 }
 
 /// State shown by `status`.
@@ -406,11 +409,20 @@ pub(crate) async fn run<S: ModemIo>(ctx: LineCtx, io: S, mut stop: watch::Receiv
                     if any {
                         r.last_activity = Instant::now();
                         let out = std::mem::take(&mut r.out);
-                        let res = line.send_data(&out).await;
+                        // The write is bounded: while it waits, this task does not read the
+                        // line, and a peer that blocks on writing to us until we read would
+                        // deadlock with us (the soft-modem does). After LINE_WRITE_STALL the
+                        // rest of the batch is dropped (the caller's PPP sees FCS errors and
+                        // resynchronises at the next flag) and reading resumes.
+                        let res = tokio::time::timeout(LINE_WRITE_STALL, line.send_data(&out)).await;
                         r.out = out;
                         r.out.clear();
-                        if let Err(e) = res {
-                            tracing::debug!(error = %e, "line write failed");
+                        match res {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => tracing::debug!(error = %e, "line write failed"),
+                            Err(_) => {
+                                ctx.stats.line_write_stalls.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                     }
                 }

@@ -62,6 +62,8 @@ pub struct LineStatus {
     pub gre_tx_dropped: u64,
     /// HDLC frames dropped (bad FCS, aborted, too short, too long).
     pub hdlc_errors: u64,
+    /// Line writes abandoned after blocking too long (data to the caller dropped).
+    pub line_write_stalls: u64,
 }
 
 /// One PNS control connection.
@@ -103,6 +105,7 @@ impl StatusSource {
                 gre_late: ld(&s.gre_late),
                 gre_tx_dropped: ld(&s.gre_tx_dropped),
                 hdlc_errors: ld(&s.hdlc_errors),
+                line_write_stalls: ld(&s.line_write_stalls),
             })
             .collect();
         let mut pns: Vec<PnsStatus> = self
