@@ -136,6 +136,11 @@ struct Rig {
 }
 
 async fn rig(name: &str, mode: &str) -> Rig {
+    rig_with(name, mode, false).await
+}
+
+/// `dead_primary`: the rules name an unreachable PNS first (a closed loopback port).
+async fn rig_with(name: &str, mode: &str, dead_primary: bool) -> Rig {
     let sm = Softmodem::start(&SoftmodemOptions {
         dir: tempdir(name),
         lines: 1,
@@ -149,11 +154,23 @@ async fn rig(name: &str, mode: &str) -> Rig {
     .unwrap();
     let listener = TcpListener::bind((PNS_ADDR, 0)).await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let dead_port = {
+        let l = TcpListener::bind((PNS_ADDR, 0)).await.unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (dead, order) = if dead_primary {
+        (
+            format!("  - {{name: dead, address: {PNS_ADDR}, port: {dead_port}, mode: {mode}}}\n"),
+            "[dead, pns]",
+        )
+    } else {
+        (String::new(), "[pns]")
+    };
     let yaml = format!(
         "pac: {{host_name: test-pac, hardware_dir: hardware}}\n\
-         pns:\n  - {{name: pns, address: {PNS_ADDR}, port: {port}, mode: {mode}, reconnect_min_s: 1, reconnect_max_s: 1}}\n\
+         pns:\n{dead}  - {{name: pns, address: {PNS_ADDR}, port: {port}, mode: {mode}, reconnect_min_s: 1, reconnect_max_s: 1}}\n\
          lines:\n  - {{id: sm0, device: {}, type: modem, profile: softmodem, number: \"5550100\", offer_on_ring: 2}}\n\
-         default: {{pns: [pns]}}\n",
+         default: {{pns: {order}}}\n",
         sm.lines()[0].nas.display()
     );
     let label = format!("{}/pac-test.yaml", env!("CARGO_MANIFEST_DIR"));
@@ -417,5 +434,20 @@ async fn outgoing_call_compat_mode() {
     // And the next call works.
     let info2 = r.dial().await;
     assert_ne!(info2.call_id, 0);
+    r.pac.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_when_the_primary_pns_is_unreachable() {
+    let mut r = rig_with("pac-relay-fo", "incoming-call", true).await;
+    let info = r.dial().await;
+    let f = &frames()[2];
+    assert_eq!(&r.client_sends(f).await, f);
+    let st = r.pac.status();
+    let call = st.lines[0].view.call.clone().expect("a call");
+    assert_eq!(call.pns, "pns", "the call went to the secondary");
+    let dead = st.pns.iter().find(|p| p.name == "dead").unwrap();
+    assert!(!dead.up && dead.failures >= 1, "{dead:?}");
+    let _ = info;
     r.pac.shutdown().await;
 }
