@@ -3,7 +3,9 @@
 //! with tshark on lo and judged by it. Needs root and the packages `.ci/run` installs; fails
 //! (does not skip) when they are missing.
 //!
-//! Tests share TCP port 1723 and /dev/log, so they run one at a time (a process-wide lock).
+//! Tests share TCP port 1723, raw GRE and /dev/log, so they run one at a time: a process-wide
+//! mutex plus an flock on /tmp/pptp-nas-interop.lock, because other checkouts of this crate may
+//! run the same tests on the same machine at the same time.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::{UnixDatagram, UnixStream};
@@ -31,8 +33,51 @@ fn require_tools() {
     }
 }
 
+/// An exclusive flock held for the life of the value.
+struct CrossProcessLock(#[allow(dead_code)] std::fs::File);
+
+fn cross_process_lock() -> CrossProcessLock {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/pptp-nas-interop.lock")
+        .unwrap();
+    // SAFETY: flock(2) on a descriptor we own for the whole call; no memory is shared.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock /tmp/pptp-nas-interop.lock");
+    CrossProcessLock(f)
+}
+
+/// Processes whose command line names `dir` (pptpctrl's PPP child leaves socat's process
+/// group, so the group kill misses it); only processes this run started can name our dir.
+fn pids_naming(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+            if String::from_utf8_lossy(&c).contains(&needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
 /// Everything a run started; killed and removed on drop, also when the test fails.
 struct Guard {
+    _lock: CrossProcessLock,
     dir: PathBuf,
     groups: Vec<Child>,
     children: Vec<Child>,
@@ -41,10 +86,12 @@ struct Guard {
 
 impl Guard {
     fn new(name: &str) -> Guard {
+        let lock = cross_process_lock();
         let dir = std::env::temp_dir().join(format!("pptp-nas-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Guard {
+            _lock: lock,
             dir,
             groups: Vec::new(),
             children: Vec::new(),
@@ -96,6 +143,12 @@ impl Drop for Guard {
                 .stderr(Stdio::null())
                 .status();
             let _ = c.wait();
+        }
+        for pid in pids_naming(&self.dir) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
         }
         if self.syslog.is_some() {
             let _ = std::fs::remove_file("/dev/log");
@@ -477,8 +530,18 @@ fn pptp_linux_to_pptpd_wrong_password() {
             .contains("FAILED (authentication failed: wrong password for user \"alice\")"),
         "{all}"
     );
-    // pptpctrl saw its program exit and cleared the call.
-    assert!(r.syslog.contains("CTRL"), "{all}");
+    // The real peers' view: pptpctrl saw its PPP program end and tore the call down by
+    // closing TCP (no Call-Disconnect-Notify, a pptpd habit), which pptp-linux noticed.
+    assert!(r.syslog.contains("Reaping child PPP"), "{all}");
+    assert!(
+        r.syslog
+            .contains("Client 127.0.0.6 control connection finished"),
+        "{all}"
+    );
+    assert!(
+        r.syslog.contains("read returned zero, peer has closed"),
+        "{all}"
+    );
 }
 
 /// Deliberately broken: our client demands MPPE, the server refuses it.
