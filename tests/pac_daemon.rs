@@ -192,6 +192,13 @@ async fn softmodem_pac_and_pns_processes() {
     client.write_all(b"ATE0\r").await.unwrap();
     expect(&mut client, "OK").await;
 
+    // The PAC's modem must be initialised (caller ID enabled) before the first call.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !status_json(&sock).contains("\"modem\": \"Idle\"") {
+        assert!(std::time::Instant::now() < deadline, "PAC line never idle");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // ---- call 1 ----
     client.write_all(b"ATDT5550100\r").await.unwrap();
     let info = pns_until!(|e| match e {
