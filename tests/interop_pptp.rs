@@ -16,8 +16,14 @@ use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-const SERVER_ADDR: &str = "127.0.0.5";
-const CLIENT_ADDR: &str = "127.0.0.6";
+/// Loopback addresses unique to this run (pid-derived), so that a concurrent run elsewhere on
+/// the machine can neither take our TCP connection nor our GRE (both real peers connect their
+/// raw GRE sockets to the peer's address).
+fn addrs() -> (String, String) {
+    let pid = std::process::id();
+    let (x, y) = ((pid >> 8) & 0xff, (pid & 0xff).max(1));
+    (format!("127.88.{x}.{y}"), format!("127.89.{x}.{y}"))
+}
 
 fn require_tools() {
     for t in [
@@ -207,13 +213,13 @@ fn wait_file(p: &Path, limit: Duration) -> String {
 }
 
 /// Starts tshark on lo for our two addresses; returns once it is capturing.
-fn start_tshark(g: &mut Guard) -> PathBuf {
+fn start_tshark(g: &mut Guard, server_addr: &str) -> PathBuf {
     let cap = g.dir.join("cap.pcapng");
     let mut c = spawn_group(
         Command::new("tshark")
             .args(["-i", "lo", "-f"])
             .arg(format!(
-                "host {SERVER_ADDR} and (tcp port 1723 or ip proto 47)"
+                "host {server_addr} and (tcp port 1723 or ip proto 47)"
             ))
             .arg("-w")
             .arg(&cap)
@@ -276,6 +282,7 @@ struct RunResult {
 /// behind it, configured through PPTP_NAS_PPP_CONFIG).
 fn run(s: &Scenario) -> RunResult {
     require_tools();
+    let (server_addr, client_addr) = addrs();
     let mut g = Guard::new(s.name);
     let dir = g.dir.clone();
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_pptp-nas"));
@@ -297,7 +304,7 @@ fn run(s: &Scenario) -> RunResult {
     .unwrap();
     g.listen_syslog();
     let cap = if s.capture {
-        Some(start_tshark(&mut g))
+        Some(start_tshark(&mut g, &server_addr))
     } else {
         None
     };
@@ -308,23 +315,29 @@ fn run(s: &Scenario) -> RunResult {
     );
     let socat = spawn_group(
         Command::new("socat")
-            .arg(format!("TCP-LISTEN:1723,bind={SERVER_ADDR},reuseaddr,fork"))
+            .arg(format!("TCP-LISTEN:1723,bind={server_addr},reuseaddr,fork"))
             .arg(format!("EXEC:{ctrl},nofork"))
             .env("PPTP_NAS_PPP_CONFIG", &conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
     g.groups.push(socat);
-    wait_listening(SERVER_ADDR, 1723);
+    wait_listening(&server_addr, 1723);
+    assert!(
+        g.groups
+            .last_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none()),
+        "socat exited: port {server_addr}:1723 taken?"
+    );
     let (a, b) = UnixStream::pair().unwrap();
     let pptp = spawn_group(
         Command::new("/usr/sbin/pptp")
             .args([
-                SERVER_ADDR,
+                server_addr.as_str(),
                 "--nolaunchpppd",
                 "--nohostroute",
                 "--localbind",
-                CLIENT_ADDR,
+                client_addr.as_str(),
                 "--loglevel",
                 "2",
                 "--idle-wait",
@@ -474,8 +487,9 @@ fn pptp_linux_to_pptpd_mschapv2_mppe128_mppc() {
             .and_then(|l| l.split('\t').nth(1))
             .map(|s| s.trim().to_string())
     };
-    assert_eq!(first_seq(SERVER_ADDR).as_deref(), Some("0"), "{gre}");
-    assert_eq!(first_seq(CLIENT_ADDR).as_deref(), Some("1"), "{gre}");
+    let (server_addr, client_addr) = addrs();
+    assert_eq!(first_seq(&server_addr).as_deref(), Some("0"), "{gre}");
+    assert_eq!(first_seq(&client_addr).as_deref(), Some("1"), "{gre}");
 }
 
 /// Stateless MPPE-40 without MPPC through the same real peers.
@@ -533,11 +547,8 @@ fn pptp_linux_to_pptpd_wrong_password() {
     // The real peers' view: pptpctrl saw its PPP program end and tore the call down by
     // closing TCP (no Call-Disconnect-Notify, a pptpd habit), which pptp-linux noticed.
     assert!(r.syslog.contains("Reaping child PPP"), "{all}");
-    assert!(
-        r.syslog
-            .contains("Client 127.0.0.6 control connection finished"),
-        "{all}"
-    );
+    let finished = format!("Client {} control connection finished", addrs().1);
+    assert!(r.syslog.contains(&finished), "{all}");
     assert!(
         r.syslog.contains("read returned zero, peer has closed"),
         "{all}"
