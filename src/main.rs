@@ -36,6 +36,12 @@ enum Command {
     /// The PPP engine over stdin/stdout or a tty (async HDLC): a pppd stand-in behind pptpd
     /// (`ppp` option; invoke through a `pptp-nas-ppp` symlink) or `pptp --nolaunchpppd`.
     Ppp(pptp_nas::stdio_ppp::PppArgs),
+    /// The PPTP Network Server: accepts control connections (ICRQ from PACs, OCRQ from PPTP
+    /// clients such as pptp-linux) on TCP and GRE on a raw socket (needs root or CAP_NET_RAW),
+    /// runs a PPP server with MPPC/MPPE per call and, with --responder, answers pings.
+    /// Stops cleanly on SIGTERM or SIGINT. Exit 0 after a clean stop, 2 on bad flags, 1 on
+    /// errors.
+    Pns(pptp_nas::pns::daemon::PnsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +95,30 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Lab(a) => std::process::exit(pptp_nas::lab::cli::main(&a)),
         Command::Ppp(_) => Ok(()),
+        Command::Pns(a) => {
+            let opts = match pptp_nas::pns::daemon::options(&a) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("pptp-nas pns: {e}");
+                    std::process::exit(pptp_nas::pns::daemon::EXIT_USAGE);
+                }
+            };
+            tokio::runtime::Runtime::new()?.block_on(async move {
+                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    let mut term = tokio::signal::unix::signal(
+                        tokio::signal::unix::SignalKind::terminate(),
+                    )
+                    .ok();
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => None } } => {}
+                    }
+                    let _ = stop_tx.send(true);
+                });
+                pptp_nas::pns::daemon::run(opts, stop_rx).await
+            })
+        }
         Command::CheckConfig(a) => std::process::exit(pptp_nas::pac::cli::check_config(&a)),
         Command::Pac(a) => {
             tokio::runtime::Runtime::new()?.block_on(pptp_nas::pac::cli::run_daemon(a))

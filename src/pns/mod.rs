@@ -15,5 +15,6 @@
     )
 )]
 
+pub mod daemon;
 pub mod session;
 pub mod throttle;

@@ -1,0 +1,601 @@
+//! The `pptp-nas pns` daemon: a PPTP Network Server on TCP 1723 and raw GRE.
+//!
+//! One task accepts TCP connections; each control connection gets its own task running the
+//! sans-IO [`Connection`] core in the PNS role (it accepts ICRQ from PACs and OCRQ from PPTP
+//! clients such as pptp-linux) and, per call, a [`Session`] (PPP server with its MPPC/MPPE data
+//! path) whose credential store is guarded by the shared [`ThrottleHandle`]. One task reads the
+//! raw GRE socket and hands each packet to the connection that owns (peer address, Call ID);
+//! GRE from any other peer or for any other Call ID is dropped and counted. With `--responder`
+//! the caller's ICMP echo and UDP echo/discard packets are answered by [`Responder`].
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+
+use crate::io::gre_transport::{GreTransport, RawGreSocket, RecvBatch};
+use crate::pns::session::Session;
+use crate::pns::throttle::{ThrottleConfig, ThrottleHandle};
+use crate::ppp::auth::{AuthFailure, StaticCredentials};
+use crate::ppp::ccp::{MppeMode, Stateless};
+use crate::ppp::engine::{DownReason, Event as PppEvent, Policy};
+use crate::ppp::ipcp::IpcpConfig;
+use crate::ppp::lcp::AuthMethod;
+use crate::pptp::control::{Config, Connection, DialResult, Event, Open, Role};
+use crate::pptp::gre::{GreRepr, SeqNumber};
+use crate::pptp::message::{CauseCode, StopReason};
+use crate::responder::{Responder, Verdict};
+
+/// Flags of `pptp-nas pns`.
+#[derive(Debug, Clone, Args)]
+pub struct PnsArgs {
+    /// YAML file with the same settings (not implemented yet: giving it is an error).
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// TCP address to accept control connections on.
+    #[arg(long, default_value = "0.0.0.0:1723")]
+    pub listen: SocketAddr,
+    /// A user as NAME:PASSWORD (repeatable).
+    #[arg(long = "user")]
+    pub users: Vec<String>,
+    /// Authentication demanded: pap, chap, mschap or mschapv2.
+    #[arg(long, default_value = "mschapv2")]
+    pub auth: String,
+    /// MPPE: none, 40, 56 or 128 (required at that key length).
+    #[arg(long, default_value = "128")]
+    pub mppe: String,
+    /// MPPC compression: on or off.
+    #[arg(long, default_value = "on")]
+    pub mppc: String,
+    /// Require stateless MPPE (key change every packet).
+    #[arg(long)]
+    pub stateless: bool,
+    /// Addresses handed to callers, FIRST-LAST (the server's own address is FIRST - 1).
+    #[arg(long, default_value = "192.168.77.10-192.168.77.50")]
+    pub pool: String,
+    /// Answer the callers' ICMP echo requests and UDP echo/discard packets.
+    #[arg(long)]
+    pub responder: bool,
+}
+
+/// Validated settings of the daemon.
+#[derive(Debug, Clone)]
+pub struct PnsOptions {
+    /// TCP listen address.
+    pub listen: SocketAddr,
+    /// Users and passwords.
+    pub users: Vec<(String, String)>,
+    /// The authentication protocol demanded.
+    pub auth: AuthMethod,
+    /// MPPE key length (required), or none.
+    pub mppe_bits: Option<u8>,
+    /// Require stateless MPPE.
+    pub stateless: bool,
+    /// Offer MPPC.
+    pub mppc: bool,
+    /// First and last pool address.
+    pub pool: (Ipv4Addr, Ipv4Addr),
+    /// Run the echo responder.
+    pub responder: bool,
+}
+
+/// Exit code: bad flags or configuration.
+pub const EXIT_USAGE: i32 = 2;
+
+fn parse_pool(s: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("--pool {s}: expected FIRST-LAST"))?;
+    let a: Ipv4Addr = a.trim().parse().map_err(|e| format!("--pool {s}: {e}"))?;
+    let b: Ipv4Addr = b.trim().parse().map_err(|e| format!("--pool {s}: {e}"))?;
+    if u32::from(a) > u32::from(b) || u32::from(a) < 2 {
+        return Err(format!("--pool {s}: empty range"));
+    }
+    Ok((a, b))
+}
+
+/// Turns the flags into [`PnsOptions`].
+pub fn options(a: &PnsArgs) -> Result<PnsOptions, String> {
+    if let Some(p) = &a.config {
+        return Err(format!(
+            "--config {}: configuration files are not supported yet; use the flags",
+            p.display()
+        ));
+    }
+    let auth = crate::lab::parse_auth(&a.auth)
+        .ok_or_else(|| format!("--auth {}: expected pap, chap, mschap or mschapv2", a.auth))?;
+    let mppe_bits = match a.mppe.as_str() {
+        "none" | "off" => None,
+        "40" => Some(40),
+        "56" => Some(56),
+        "128" => Some(128),
+        other => return Err(format!("--mppe {other}: expected none, 40, 56 or 128")),
+    };
+    let mppc = match a.mppc.as_str() {
+        "on" => true,
+        "off" => false,
+        other => return Err(format!("--mppc {other}: expected on or off")),
+    };
+    let mut users = Vec::new();
+    for u in &a.users {
+        let (n, p) = u
+            .split_once(':')
+            .ok_or_else(|| format!("--user {u}: expected NAME:PASSWORD"))?;
+        if n.is_empty() {
+            return Err("--user: empty name".to_string());
+        }
+        users.push((n.to_string(), p.to_string()));
+    }
+    if users.is_empty() {
+        return Err("at least one --user NAME:PASSWORD is needed".to_string());
+    }
+    Ok(PnsOptions {
+        listen: a.listen,
+        users,
+        auth,
+        mppe_bits,
+        stateless: a.stateless,
+        mppc,
+        pool: parse_pool(&a.pool)?,
+        responder: a.responder,
+    })
+}
+
+/// The PPP server policy for these options (IPCP peer address filled in per call).
+pub fn server_policy(o: &PnsOptions) -> Policy {
+    let local = Ipv4Addr::from(u32::from(o.pool.0).saturating_sub(1));
+    let mut p = Policy::server(
+        vec![o.auth],
+        IpcpConfig {
+            local: Some(local),
+            assign_peer: None,
+            dns: [None, None],
+            request_dns: false,
+        },
+    );
+    match o.mppe_bits {
+        Some(bits) => {
+            p.ccp.mppe = MppeMode::Required;
+            p.ccp.allow_40 = bits == 40;
+            p.ccp.allow_56 = bits == 56;
+            p.ccp.allow_128 = bits == 128;
+        }
+        None => p.ccp.mppe = MppeMode::Disabled,
+    }
+    p.ccp.stateless = if o.stateless {
+        Stateless::Required
+    } else {
+        Stateless::Off
+    };
+    p.ccp.mppc = o.mppc;
+    p
+}
+
+/// Address pool.
+#[derive(Debug)]
+struct Pool {
+    first: u32,
+    last: u32,
+    used: std::collections::HashSet<u32>,
+}
+
+impl Pool {
+    fn take(&mut self) -> Option<Ipv4Addr> {
+        let a = (self.first..=self.last).find(|a| !self.used.contains(a))?;
+        self.used.insert(a);
+        Some(Ipv4Addr::from(a))
+    }
+    fn give_back(&mut self, a: Ipv4Addr) {
+        self.used.remove(&u32::from(a));
+    }
+}
+
+/// A GRE payload for one call of a connection.
+#[derive(Debug)]
+struct GreIn {
+    call_id: u16,
+    seq: Option<u32>,
+    payload: Vec<u8>,
+}
+
+type Routes = Arc<Mutex<HashMap<(Ipv4Addr, u16), mpsc::Sender<GreIn>>>>;
+
+/// Daemon-wide counters.
+#[derive(Debug, Default)]
+pub struct PnsCounters {
+    /// GRE packets dropped (malformed, unknown peer or Call ID, queue full).
+    pub gre_dropped: AtomicU64,
+    /// GRE packets delivered to calls.
+    pub gre_delivered: AtomicU64,
+}
+
+struct Shared {
+    opts: PnsOptions,
+    policy: Policy,
+    store: Arc<StaticCredentials>,
+    throttle: ThrottleHandle,
+    pool: Mutex<Pool>,
+    routes: Routes,
+    gre: Arc<RawGreSocket>,
+    counters: PnsCounters,
+}
+
+/// Runs the daemon until `stop` turns true; then every control connection is stopped
+/// (Stop-Control-Connection-Request) and the function returns.
+pub async fn run(opts: PnsOptions, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(opts.listen).await?;
+    let local_ip = match opts.listen {
+        SocketAddr::V4(a) => *a.ip(),
+        SocketAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    };
+    let gre = Arc::new(RawGreSocket::bind(local_ip, false).map_err(|e| {
+        anyhow::anyhow!("raw GRE socket on {local_ip}: {e} (needs root or CAP_NET_RAW)")
+    })?);
+    let mut store = StaticCredentials::new();
+    for (u, p) in &opts.users {
+        store = store.with_password(u, p);
+    }
+    let shared = Arc::new(Shared {
+        policy: server_policy(&opts),
+        store: Arc::new(store),
+        throttle: ThrottleHandle::new(ThrottleConfig::default(), Instant::now()),
+        pool: Mutex::new(Pool {
+            first: u32::from(opts.pool.0),
+            last: u32::from(opts.pool.1),
+            used: Default::default(),
+        }),
+        routes: Arc::new(Mutex::new(HashMap::new())),
+        gre,
+        counters: PnsCounters::default(),
+        opts,
+    });
+    tracing::info!(listen = %listener.local_addr()?, "pns listening");
+    let gre_task = tokio::spawn(gre_reader(shared.clone()));
+    let mut conns = tokio::task::JoinSet::new();
+    let mut n: u64 = 0;
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, peer)) => {
+                    n += 1;
+                    let span = tracing::info_span!("conn", id = n, peer = %peer);
+                    conns.spawn(connection(shared.clone(), tcp, peer, stop.clone()).instrument(span));
+                }
+                Err(e) => tracing::warn!(error = %e, "accept failed"),
+            },
+            _ = stop.changed() => break,
+        }
+    }
+    tracing::info!("pns stopping");
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    gre_task.abort();
+    tracing::info!(
+        gre_delivered = shared.counters.gre_delivered.load(Ordering::Relaxed),
+        gre_dropped = shared.counters.gre_dropped.load(Ordering::Relaxed),
+        "pns stopped"
+    );
+    Ok(())
+}
+
+async fn gre_reader(shared: Arc<Shared>) {
+    let mut batch = RecvBatch::new(64);
+    loop {
+        if let Err(e) = shared.gre.recv_batch(&mut batch).await {
+            tracing::warn!(error = %e, "GRE receive failed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        for (src, pkt) in batch.iter() {
+            let Ok((gre, payload)) = GreRepr::parse_bytes(pkt) else {
+                shared.counters.gre_dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            let route = shared
+                .routes
+                .lock()
+                .ok()
+                .and_then(|r| r.get(&(src, gre.call_id)).cloned());
+            // Only GRE from an established peer and one of its call IDs is accepted.
+            let delivered = route.is_some_and(|tx| {
+                tx.try_send(GreIn {
+                    call_id: gre.call_id,
+                    seq: gre.seq.map(|s| s.0),
+                    payload: payload.to_vec(),
+                })
+                .is_ok()
+            });
+            let c = if delivered {
+                &shared.counters.gre_delivered
+            } else {
+                &shared.counters.gre_dropped
+            };
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+struct Call {
+    peer_call_id: u16,
+    session: Session,
+    responder: Responder,
+    seq: u32,
+    last_rx_seq: Option<u32>,
+    ack_pending: bool,
+    ip: Option<Ipv4Addr>,
+    span: tracing::Span,
+    clear_at: Option<Instant>,
+}
+
+fn seed(call_id: u16) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    for (i, b) in s.iter_mut().enumerate() {
+        *b = (t >> ((i % 16) * 8)) as u8 ^ (call_id >> ((i % 2) * 8)) as u8 ^ (i as u8);
+    }
+    s
+}
+
+fn failure_user(f: &AuthFailure) -> String {
+    match f {
+        AuthFailure::UnknownUser(u)
+        | AuthFailure::BadCredentials(u)
+        | AuthFailure::NeedCleartext(u)
+        | AuthFailure::LmRefused(u) => u.clone(),
+        _ => String::new(),
+    }
+}
+
+async fn connection(
+    shared: Arc<Shared>,
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let peer_ip = match peer {
+        SocketAddr::V4(a) => *a.ip(),
+        SocketAddr::V6(a) => a.ip().to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
+    };
+    tracing::info!("control connection accepted");
+    let mut cfg = Config::new(Role::Pns);
+    cfg.first_call_id = 0x4000;
+    let mut ctrl = Connection::new(cfg, Open::Passive, Instant::now());
+    let (gre_tx, mut gre_rx) = mpsc::channel::<GreIn>(1024);
+    let mut calls: HashMap<u16, Call> = HashMap::new();
+    let mut rbuf = vec![0u8; 8192];
+    let mut wbuf = Vec::new();
+    let mut stopping = false;
+    let mut tcp_open = true;
+    loop {
+        let now = Instant::now();
+        // Control connection output and events.
+        while ctrl.poll_transmit(&mut wbuf).is_some() {}
+        if !wbuf.is_empty() {
+            if tcp.write_all(&wbuf).await.is_err() {
+                ctrl.handle_tcp_closed(now);
+                tcp_open = false;
+            }
+            wbuf.clear();
+        }
+        let mut closed = false;
+        while let Some(ev) = ctrl.poll_event() {
+            match ev {
+                Event::Established(info) => tracing::info!(?info, "control connection established"),
+                Event::IncomingCallRequested { call_id, request } => {
+                    tracing::info!(call_id, peer_call = request.call_id, "ICRQ, accepting");
+                    let _ = ctrl.accept_call(now, call_id);
+                }
+                Event::OutgoingCallRequested { call_id, request } => {
+                    tracing::info!(call_id, peer_call = request.call_id, "OCRQ, connecting");
+                    let _ = ctrl.dial_result(now, call_id, DialResult::connected(10_000_000));
+                }
+                Event::CallUp(info) => {
+                    let span = tracing::info_span!("call", call_id = info.call_id);
+                    let ip = shared.pool.lock().ok().and_then(|mut p| p.take());
+                    let Some(ip) = ip else {
+                        tracing::warn!(parent: &span, "address pool exhausted, clearing call");
+                        let _ = ctrl.hang_up(now, info.call_id, CauseCode::NormalClearing);
+                        continue;
+                    };
+                    let mut policy = shared.policy.clone();
+                    policy.ipcp.assign_peer = Some(ip);
+                    shared.throttle.set_now(now);
+                    let source = peer_ip.to_string();
+                    let mut session = Session::new(
+                        Arc::new(policy),
+                        Some(shared.throttle.store_for(&source, shared.store.clone())),
+                        seed(info.call_id),
+                    );
+                    session.open(now);
+                    if let Ok(mut r) = shared.routes.lock() {
+                        r.insert((peer_ip, info.call_id), gre_tx.clone());
+                    }
+                    tracing::info!(parent: &span, peer_call = info.peer_call_id, %ip, "call up, PPP server started");
+                    calls.insert(
+                        info.call_id,
+                        Call {
+                            peer_call_id: info.peer_call_id,
+                            session,
+                            responder: Responder::new(),
+                            seq: 0,
+                            last_rx_seq: None,
+                            ack_pending: false,
+                            ip: Some(ip),
+                            span,
+                            clear_at: None,
+                        },
+                    );
+                }
+                Event::CallDown { call_id, end } => {
+                    if let Some(mut c) = calls.remove(&call_id) {
+                        c.session.lower_down(now);
+                        end_call(&shared, peer_ip, call_id, &mut c);
+                        tracing::info!(parent: &c.span, ?end, "call down");
+                    }
+                }
+                Event::Closed(reason) => {
+                    tracing::info!(?reason, "control connection closed");
+                    closed = true;
+                }
+                _ => {}
+            }
+        }
+        // Sessions: frames out as GRE, events.
+        for (&call_id, c) in calls.iter_mut() {
+            pump_call(&shared, peer_ip, call_id, c, now).await;
+            if c.clear_at.is_some_and(|t| t <= now) {
+                c.clear_at = None;
+                let _ = ctrl.hang_up(now, call_id, CauseCode::NormalClearing);
+            }
+        }
+        while ctrl.poll_transmit(&mut wbuf).is_some() {}
+        if !wbuf.is_empty() {
+            let _ = tcp.write_all(&wbuf).await;
+            wbuf.clear();
+        }
+        if closed || !tcp_open {
+            break;
+        }
+        let mut deadline = ctrl.poll_timeout();
+        for c in calls.values() {
+            for t in [c.session.poll_timeout(), c.clear_at] {
+                deadline = match (deadline, t) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(
+            deadline.unwrap_or_else(|| now + Duration::from_secs(3600)),
+        ));
+        tokio::select! {
+            r = tcp.read(&mut rbuf) => {
+                let now = Instant::now();
+                match r {
+                    Ok(0) | Err(_) => {
+                        ctrl.handle_tcp_closed(now);
+                        tcp_open = false;
+                    }
+                    Ok(n) => ctrl.handle_bytes(now, rbuf.get(..n).unwrap_or_default()),
+                }
+            }
+            Some(g) = gre_rx.recv() => {
+                let now = Instant::now();
+                handle_gre(&shared, &mut calls, g, now);
+                while let Ok(g) = gre_rx.try_recv() {
+                    handle_gre(&shared, &mut calls, g, now);
+                }
+            }
+            () = sleep => {
+                let now = Instant::now();
+                ctrl.handle_timeout(now);
+                for c in calls.values_mut() {
+                    if c.session.poll_timeout().is_some_and(|t| t <= now) {
+                        c.session.handle_timeout(now);
+                    }
+                }
+            }
+            r = stop.changed(), if !stopping => {
+                stopping = true;
+                if r.is_ok() || *stop.borrow() {
+                    let now = Instant::now();
+                    for c in calls.values_mut() {
+                        c.session.close(now, "server shutting down");
+                    }
+                    ctrl.stop(now, StopReason::LocalShutdown);
+                }
+            }
+        }
+    }
+    for (call_id, mut c) in calls.drain() {
+        c.session.lower_down(Instant::now());
+        end_call(&shared, peer_ip, call_id, &mut c);
+    }
+    let _ = tcp.shutdown().await;
+    tracing::info!("control connection ended");
+}
+
+fn end_call(shared: &Shared, peer_ip: Ipv4Addr, call_id: u16, c: &mut Call) {
+    if let Ok(mut r) = shared.routes.lock() {
+        r.remove(&(peer_ip, call_id));
+    }
+    if let Some(ip) = c.ip.take() {
+        if let Ok(mut p) = shared.pool.lock() {
+            p.give_back(ip);
+        }
+    }
+    let st = c.session.stats();
+    tracing::info!(parent: &c.span, rx = st.rx_packets, tx = st.tx_packets, echo = c.responder.stats().icmp_echo, "call counters");
+}
+
+fn handle_gre(shared: &Shared, calls: &mut HashMap<u16, Call>, g: GreIn, now: Instant) {
+    let Some(c) = calls.get_mut(&g.call_id) else {
+        return;
+    };
+    if let Some(s) = g.seq {
+        c.last_rx_seq = Some(s);
+        c.ack_pending = true;
+    }
+    if g.payload.is_empty() {
+        return;
+    }
+    if let Some(ip) = c.session.handle_frame(now, &g.payload) {
+        if shared.opts.responder {
+            if let Ok(Verdict::Reply(reply)) = c.responder.handle_packet(&ip) {
+                let _ = c.session.send_ip(&reply);
+            }
+        }
+    }
+}
+
+async fn pump_call(shared: &Shared, peer_ip: Ipv4Addr, call_id: u16, c: &mut Call, now: Instant) {
+    let mut out = Vec::new();
+    while let Some(frame) = c.session.poll_transmit() {
+        let len = u16::try_from(frame.len()).unwrap_or(u16::MAX);
+        let ack = c.last_rx_seq.take().map(SeqNumber);
+        c.ack_pending = false;
+        let gre = GreRepr::data(c.peer_call_id, len, SeqNumber(c.seq), ack);
+        c.seq = c.seq.wrapping_add(1);
+        out.clear();
+        gre.emit_with_payload(&frame, &mut out);
+        if let Err(e) = shared.gre.send_to(peer_ip, &out).await {
+            tracing::debug!(parent: &c.span, error = %e, "GRE send failed");
+        }
+    }
+    while let Some(ev) = c.session.poll_event() {
+        match ev {
+            PppEvent::Authenticated { user } => {
+                shared
+                    .throttle
+                    .record(now, &user, &peer_ip.to_string(), true);
+                tracing::info!(parent: &c.span, user = %String::from_utf8_lossy(&user), "authenticated");
+            }
+            PppEvent::LinkDown(reason) => {
+                if let DownReason::AuthFailed(f) = &reason {
+                    let user = failure_user(f);
+                    shared
+                        .throttle
+                        .record(now, user.as_bytes(), &peer_ip.to_string(), false);
+                }
+                tracing::info!(parent: &c.span, %reason, "PPP down");
+                // Clear the call a moment later, once the Terminate is through.
+                c.clear_at = Some(now + Duration::from_millis(500));
+            }
+            other => tracing::debug!(parent: &c.span, ?other, "ppp"),
+        }
+    }
+    let _ = call_id;
+}
