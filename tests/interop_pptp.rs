@@ -239,6 +239,9 @@ fn start_tshark(g: &mut Guard, server_addr: &str) -> PathBuf {
     g.groups.push(c);
     rx.recv_timeout(Duration::from_secs(15))
         .expect("tshark did not start capturing within 15 s");
+    // "Capturing on" can come a moment before dumpcap's filter is live: a run once lost its
+    // SCCRQ/SCCRP. Give it a second.
+    std::thread::sleep(Duration::from_secs(1));
     cap
 }
 
