@@ -25,6 +25,8 @@
     )
 )]
 
+pub mod policy;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 

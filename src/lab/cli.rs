@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{parse_auth, run, LabOptions};
+use super::{run, LabOptions};
+use crate::config::policy::{parse_auth, parse_mppc, parse_mppe};
 
 /// Flags of `pptp-nas lab`.
 #[derive(Debug, Clone, Args)]
@@ -61,20 +62,9 @@ pub const EXIT_USAGE: i32 = 2;
 
 /// Turns the flags into [`LabOptions`].
 pub fn options(a: &LabArgs) -> Result<LabOptions, String> {
-    let auth = parse_auth(&a.auth)
-        .ok_or_else(|| format!("--auth {}: expected pap, chap, mschap or mschapv2", a.auth))?;
-    let mppe_bits = match a.mppe.as_str() {
-        "none" | "off" => None,
-        "40" => Some(40),
-        "56" => Some(56),
-        "128" => Some(128),
-        other => return Err(format!("--mppe {other}: expected none, 40, 56 or 128")),
-    };
-    let mppc = match a.mppc.as_str() {
-        "on" => true,
-        "off" => false,
-        other => return Err(format!("--mppc {other}: expected on or off")),
-    };
+    let auth = parse_auth(&a.auth)?;
+    let mppe_bits = parse_mppe(&a.mppe)?;
+    let mppc = parse_mppc(&a.mppc)?;
     if !(0.0..=1.0).contains(&a.ber) {
         return Err("--ber must be between 0 and 1".to_string());
     }

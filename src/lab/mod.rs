@@ -35,12 +35,12 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::config::policy::apply_ccp;
 use crate::hdlc::{Decoder, DecoderConfig, Encoder, EncoderConfig};
 use crate::modem::sim::{LinePair, Side, SimConfig};
 use crate::pns::session::Session;
 use crate::pns::throttle::{ThrottleConfig, ThrottleHandle};
 use crate::ppp::auth::{AuthFailure, ClientCredentials, StaticCredentials};
-use crate::ppp::ccp::{MppeMode, Stateless};
 use crate::ppp::engine::{DownReason, Event as PppEvent, Policy};
 use crate::ppp::ipcp::IpcpConfig;
 use crate::ppp::lcp::AuthMethod;
@@ -115,17 +115,6 @@ pub fn auth_name(m: AuthMethod) -> &'static str {
         AuthMethod::ChapMd5 => "chap",
         AuthMethod::MsChapV1 => "mschap",
         AuthMethod::MsChapV2 => "mschapv2",
-    }
-}
-
-/// Parses `pap|chap|mschap|mschapv2`.
-pub fn parse_auth(s: &str) -> Option<AuthMethod> {
-    match s {
-        "pap" => Some(AuthMethod::Pap),
-        "chap" => Some(AuthMethod::ChapMd5),
-        "mschap" | "mschapv1" => Some(AuthMethod::MsChapV1),
-        "mschapv2" => Some(AuthMethod::MsChapV2),
-        _ => None,
     }
 }
 
@@ -523,21 +512,13 @@ fn policies(opts: &LabOptions) -> (Policy, Policy) {
         AuthMethod::Pap,
     ];
     for (p, server_side) in [(&mut server, true), (&mut client, false)] {
-        match opts.mppe_bits {
-            Some(bits) => {
-                p.ccp.mppe = MppeMode::Required;
-                p.ccp.allow_40 = bits == 40;
-                p.ccp.allow_56 = bits == 56;
-                p.ccp.allow_128 = bits == 128;
-            }
-            None => p.ccp.mppe = MppeMode::Disabled,
-        }
-        p.ccp.stateless = match (opts.stateless, server_side) {
-            (true, true) => Stateless::Required,
-            (true, false) => Stateless::Allowed,
-            (false, _) => Stateless::Off,
-        };
-        p.ccp.mppc = opts.mppc;
+        apply_ccp(
+            &mut p.ccp,
+            opts.mppe_bits,
+            opts.stateless,
+            opts.mppc,
+            server_side,
+        );
     }
     (server, client)
 }

@@ -20,11 +20,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
+use crate::config::policy::{apply_ccp, parse_auth, parse_mppc, parse_mppe, parse_user};
 use crate::io::gre_transport::{GreTransport, RawGreSocket, RecvBatch};
 use crate::pns::session::Session;
 use crate::pns::throttle::{ThrottleConfig, ThrottleHandle};
 use crate::ppp::auth::{AuthFailure, StaticCredentials};
-use crate::ppp::ccp::{MppeMode, Stateless};
 use crate::ppp::engine::{DownReason, Event as PppEvent, Policy};
 use crate::ppp::ipcp::IpcpConfig;
 use crate::ppp::lcp::AuthMethod;
@@ -75,7 +75,7 @@ pub struct PnsOptions {
     /// The authentication protocol demanded.
     pub auth: AuthMethod,
     /// MPPE key length (required), or none.
-    pub mppe_bits: Option<u8>,
+    pub mppe_bits: Option<u16>,
     /// Require stateless MPPE.
     pub stateless: bool,
     /// Offer MPPC.
@@ -109,30 +109,14 @@ pub fn options(a: &PnsArgs) -> Result<PnsOptions, String> {
             p.display()
         ));
     }
-    let auth = crate::lab::parse_auth(&a.auth)
-        .ok_or_else(|| format!("--auth {}: expected pap, chap, mschap or mschapv2", a.auth))?;
-    let mppe_bits = match a.mppe.as_str() {
-        "none" | "off" => None,
-        "40" => Some(40),
-        "56" => Some(56),
-        "128" => Some(128),
-        other => return Err(format!("--mppe {other}: expected none, 40, 56 or 128")),
-    };
-    let mppc = match a.mppc.as_str() {
-        "on" => true,
-        "off" => false,
-        other => return Err(format!("--mppc {other}: expected on or off")),
-    };
-    let mut users = Vec::new();
-    for u in &a.users {
-        let (n, p) = u
-            .split_once(':')
-            .ok_or_else(|| format!("--user {u}: expected NAME:PASSWORD"))?;
-        if n.is_empty() {
-            return Err("--user: empty name".to_string());
-        }
-        users.push((n.to_string(), p.to_string()));
-    }
+    let auth = parse_auth(&a.auth)?;
+    let mppe_bits = parse_mppe(&a.mppe)?;
+    let mppc = parse_mppc(&a.mppc)?;
+    let users = a
+        .users
+        .iter()
+        .map(|u| parse_user(u))
+        .collect::<Result<Vec<_>, _>>()?;
     if users.is_empty() {
         return Err("at least one --user NAME:PASSWORD is needed".to_string());
     }
@@ -160,21 +144,7 @@ pub fn server_policy(o: &PnsOptions) -> Policy {
             request_dns: false,
         },
     );
-    match o.mppe_bits {
-        Some(bits) => {
-            p.ccp.mppe = MppeMode::Required;
-            p.ccp.allow_40 = bits == 40;
-            p.ccp.allow_56 = bits == 56;
-            p.ccp.allow_128 = bits == 128;
-        }
-        None => p.ccp.mppe = MppeMode::Disabled,
-    }
-    p.ccp.stateless = if o.stateless {
-        Stateless::Required
-    } else {
-        Stateless::Off
-    };
-    p.ccp.mppc = o.mppc;
+    apply_ccp(&mut p.ccp, o.mppe_bits, o.stateless, o.mppc, true);
     p
 }
 

@@ -33,11 +33,12 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::config::policy::{apply_ccp, parse_auth, parse_mppc, parse_mppe, parse_user};
 use crate::hdlc::{Decoder, DecoderConfig, Encoder, EncoderConfig};
-use crate::lab::parse_auth;
 use crate::pns::session::Session;
 use crate::ppp::auth::{ClientCredentials, StaticCredentials};
-use crate::ppp::ccp::{MppeMode, Stateless};
+#[cfg(test)]
+use crate::ppp::ccp::MppeMode;
 use crate::ppp::engine::{DownReason, Event, Phase, Policy, Role};
 use crate::ppp::ipcp::IpcpConfig;
 use crate::ppp::lcp::AuthMethod;
@@ -190,28 +191,14 @@ pub fn settings(a: &PppArgs) -> Result<Settings, String> {
         other => return Err(format!("--role {other}: expected server or client")),
     };
     let auth_s = a.auth.as_deref().unwrap_or("mschapv2");
-    let auth = parse_auth(auth_s)
-        .ok_or_else(|| format!("--auth {auth_s}: expected pap, chap, mschap or mschapv2"))?;
-    let mppe_bits = match a.mppe.as_deref().unwrap_or("128") {
-        "none" | "off" => None,
-        "40" => Some(40),
-        "56" => Some(56),
-        "128" => Some(128),
-        other => return Err(format!("--mppe {other}: expected none, 40, 56 or 128")),
-    };
-    let mppc = match a.mppc.as_deref().unwrap_or("on") {
-        "on" => true,
-        "off" => false,
-        other => return Err(format!("--mppc {other}: expected on or off")),
-    };
-    let mut users = Vec::new();
-    for u in &a.users {
-        let (n, p) = u
-            .split_once(':')
-            .filter(|(n, _)| !n.is_empty())
-            .ok_or_else(|| "--user: expected NAME:PASS".to_string())?;
-        users.push((n.to_string(), p.to_string()));
-    }
+    let auth = parse_auth(auth_s)?;
+    let mppe_bits = parse_mppe(a.mppe.as_deref().unwrap_or("128"))?;
+    let mppc = parse_mppc(a.mppc.as_deref().unwrap_or("on"))?;
+    let users = a
+        .users
+        .iter()
+        .map(|u| parse_user(u))
+        .collect::<Result<Vec<_>, _>>()?;
     // pppd's "LOCAL:REMOTE" argument, as pptpd passes it.
     let pppd_addrs = a.pppd_args.iter().find_map(|s| {
         let (l, r) = s.split_once(':')?;
@@ -260,21 +247,13 @@ pub fn settings(a: &PppArgs) -> Result<Settings, String> {
             p
         }
     };
-    match mppe_bits {
-        Some(bits) => {
-            policy.ccp.mppe = MppeMode::Required;
-            policy.ccp.allow_40 = bits == 40;
-            policy.ccp.allow_56 = bits == 56;
-            policy.ccp.allow_128 = bits == 128;
-        }
-        None => policy.ccp.mppe = MppeMode::Disabled,
-    }
-    policy.ccp.stateless = match (a.stateless, role) {
-        (true, Role::Server) => Stateless::Required,
-        (true, Role::Client) => Stateless::Allowed,
-        (false, _) => Stateless::Off,
-    };
-    policy.ccp.mppc = mppc;
+    apply_ccp(
+        &mut policy.ccp,
+        mppe_bits,
+        a.stateless,
+        mppc,
+        matches!(role, Role::Server),
+    );
     let store = match role {
         Role::Server => {
             let mut s = StaticCredentials::new();
