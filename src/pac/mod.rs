@@ -15,7 +15,7 @@
 //!
 //! Structure: one task per PNS ([`pns`]: control connection, reconnect with back-off, call
 //! events routed to lines), one task per line ([`line`]: modem control, tunnel selection
-//! ([`select`]), call setup, data relay), and one GRE demultiplexer that hands each received
+//! ([`select`]), call setup; the per-call data relay is [`relay`]), and one GRE demultiplexer that hands each received
 //! packet to the line whose call it belongs to (by PNS address and our Call ID).
 
 #![cfg_attr(
@@ -33,6 +33,7 @@ pub mod config;
 pub mod gre;
 pub mod line;
 mod pns;
+pub mod relay;
 pub mod select;
 pub mod status;
 
