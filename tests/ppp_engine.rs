@@ -7,12 +7,14 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pptp_nas::ppp::auth::{ClientCredentials, StaticCredentials};
+use pptp_nas::ppp::auth::{
+    mschap, AuthFailure, ClientCredentials, CredentialStore, Secret, StaticCredentials,
+};
 use pptp_nas::ppp::ccp::{CcpFailure, MppeMode, Stateless};
 use pptp_nas::ppp::engine::{DownReason, Engine, Event, Phase, Policy, SendError};
 use pptp_nas::ppp::ipcp::IpcpConfig;
 use pptp_nas::ppp::lcp::AuthMethod;
-use pptp_nas::ppp::packet::Protocol;
+use pptp_nas::ppp::packet::{FrameRepr, Protocol};
 
 /// A tiny deterministic PRNG for loss injection (xorshift64*).
 struct Loss {
@@ -41,6 +43,31 @@ struct Pair {
     frames: usize,
     /// Checked on every step: no network packet may pass before the gate opens.
     gate_violations: usize,
+    /// Every frame sent, in order, with its sender and the poll batch it left in.
+    wire: Vec<Sent>,
+    batch: usize,
+}
+
+/// One frame on the wire.
+#[derive(Debug, Clone)]
+struct Sent {
+    from: Side,
+    batch: usize,
+    frame: Vec<u8>,
+}
+
+impl Sent {
+    /// (protocol, code) of the frame.
+    fn kind(&self) -> Option<(Protocol, u8)> {
+        let f = FrameRepr::parse(&self.frame).ok()?;
+        Some((f.protocol, *f.payload.first()?))
+    }
+
+    fn payload(&self) -> Vec<u8> {
+        FrameRepr::parse(&self.frame)
+            .map(|f| f.payload.to_vec())
+            .unwrap_or_default()
+    }
 }
 
 fn server_ipcp() -> IpcpConfig {
@@ -61,13 +88,19 @@ fn store() -> Arc<StaticCredentials> {
 
 impl Pair {
     fn new(client: Policy, server: Policy, seed: u8, loss_percent: u64) -> Pair {
+        Pair::with_store(client, server, store(), seed, loss_percent)
+    }
+
+    fn with_store(
+        client: Policy,
+        server: Policy,
+        store: Arc<dyn CredentialStore + Send + Sync>,
+        seed: u8,
+        loss_percent: u64,
+    ) -> Pair {
         let now = Instant::now();
         let mut c = Engine::new(Arc::new(client), None, [seed; 32]);
-        let mut s = Engine::new(
-            Arc::new(server),
-            Some(store()),
-            [seed.wrapping_add(100); 32],
-        );
+        let mut s = Engine::new(Arc::new(server), Some(store), [seed.wrapping_add(100); 32]);
         c.open(now);
         s.open(now);
         Pair {
@@ -83,6 +116,8 @@ impl Pair {
             server_events: Vec::new(),
             frames: 0,
             gate_violations: 0,
+            wire: Vec::new(),
+            batch: 0,
         }
     }
 
@@ -116,16 +151,28 @@ impl Pair {
     /// Delivers frames (with loss) or jumps to the next deadline; false when nothing is left.
     fn step(&mut self) -> bool {
         let mut moved = false;
+        self.batch += 1;
         while let Some(f) = self.client.poll_transmit() {
             moved = true;
             self.frames += 1;
+            self.wire.push(Sent {
+                from: Side::Client,
+                batch: self.batch,
+                frame: f.clone(),
+            });
             if !self.loss.drop() {
                 let _ = self.server.handle_frame(self.now, &f);
             }
         }
+        self.batch += 1;
         while let Some(f) = self.server.poll_transmit() {
             moved = true;
             self.frames += 1;
+            self.wire.push(Sent {
+                from: Side::Server,
+                batch: self.batch,
+                frame: f.clone(),
+            });
             if !self.loss.drop() {
                 let _ = self.client.handle_frame(self.now, &f);
             }
@@ -634,4 +681,227 @@ fn mppe_gate_holds_until_ccp_opens() {
     assert_eq!(pair.gate_violations, 0);
     // Whether IPCP or CCP opened first depends on packet order; the gate is checked anyway.
     let _ = saw_ipcp_before_ccp;
+}
+
+impl Pair {
+    /// Steps until both engines are Dead (or nothing moves, or 10 virtual minutes pass).
+    fn run_until_dead(&mut self) {
+        for _ in 0..10_000 {
+            if self.client.phase() == Phase::Dead && self.server.phase() == Phase::Dead {
+                return;
+            }
+            if self.now - self.start > Duration::from_secs(600) || !self.step() {
+                return;
+            }
+        }
+    }
+
+    fn link_down(events: &[Event]) -> Option<DownReason> {
+        events.iter().find_map(|e| match e {
+            Event::LinkDown(r) => Some(r.clone()),
+            _ => None,
+        })
+    }
+
+    fn sent_by(&self, side: Side) -> Vec<&Sent> {
+        self.wire.iter().filter(|s| s.from == side).collect()
+    }
+}
+
+/// The auth protocol and the code of its negative verdict for a method.
+fn refusal_of(m: AuthMethod) -> (Protocol, u8) {
+    match m {
+        AuthMethod::Pap => (Protocol::Pap, 3),
+        _ => (Protocol::Chap, 4),
+    }
+}
+
+/// Issue 3 bug: a server that refuses credentials sent LCP Terminate-Request without the
+/// CHAP Failure (or PAP Authenticate-Nak) first, so the client never learned why. Now the
+/// verdict goes out first, in the same poll_transmit batch, and the client's DownReason
+/// carries the authenticator's words (E=691 ... M=...).
+#[test]
+fn refused_credentials_are_explained_before_terminate_request() {
+    for (i, m) in ALL.iter().enumerate() {
+        let mut pair = Pair::new(client(ALL, "wrong"), server(&[*m]), 40 + i as u8, 0);
+        pair.run_until_dead();
+        assert_eq!(pair.client.phase(), Phase::Dead, "{m:?}");
+        assert_eq!(pair.server.phase(), Phase::Dead, "{m:?}");
+        let srv = pair.sent_by(Side::Server);
+        let fail = srv
+            .iter()
+            .position(|s| s.kind() == Some(refusal_of(*m)))
+            .unwrap_or_else(|| panic!("{m:?}: no Failure/Nak sent: {:?}", pair.wire));
+        let term = srv
+            .iter()
+            .position(|s| s.kind() == Some((Protocol::Lcp, 5)))
+            .unwrap_or_else(|| panic!("{m:?}: no Terminate-Request sent"));
+        assert!(fail < term, "{m:?}: Terminate-Request before the verdict");
+        assert_eq!(
+            srv[fail].batch, srv[term].batch,
+            "{m:?}: not the same batch"
+        );
+        // Only one negative verdict, and no Success.
+        assert_eq!(
+            srv.iter()
+                .filter(|s| s.kind() == Some(refusal_of(*m)))
+                .count(),
+            1
+        );
+        let p = srv[fail].payload();
+        let message = match m {
+            AuthMethod::Pap => p[5..].to_vec(), // Msg-Length octet, then the message
+            _ => p[4..].to_vec(),
+        };
+        let text = String::from_utf8_lossy(&message).into_owned();
+        match m {
+            AuthMethod::MsChapV2 => {
+                // RFC 2759 section 6: "E=eeeeeeeeee R=r C=cccc...(32) V=vvvvvvvvvv M=<msg>".
+                let f = mschap::Failure::parse(&message).unwrap();
+                assert_eq!(
+                    (f.error, f.retry, f.version),
+                    (691, false, Some(3)),
+                    "{text}"
+                );
+                assert_eq!(f.challenge.as_ref().map(Vec::len), Some(16), "{text}");
+                assert!(text.starts_with("E=691 R=0 C="), "{text}");
+                let c = &text["E=691 R=0 C=".len()..];
+                assert!(c[..32].bytes().all(|b| b.is_ascii_hexdigit()), "{text}");
+                assert!(c[32..].starts_with(" V=3 M="), "{text}");
+            }
+            AuthMethod::MsChapV1 => {
+                let f = mschap::Failure::parse(&message).unwrap();
+                assert_eq!((f.error, f.retry), (691, false), "{text}");
+                assert!(text.starts_with("E=691 R=0"), "{text}");
+            }
+            AuthMethod::ChapMd5 => assert_eq!(text, "Authentication failure"),
+            AuthMethod::Pap => assert_eq!(text, "Login incorrect"),
+        }
+        // The server knows what happened; the client now says it in its own reason.
+        assert_eq!(
+            Pair::link_down(&pair.server_events),
+            Some(DownReason::AuthFailed(AuthFailure::BadCredentials(
+                "alice".into()
+            ))),
+            "{m:?}"
+        );
+        let reason = Pair::link_down(&pair.client_events).unwrap();
+        let DownReason::AuthFailed(AuthFailure::Rejected(why)) = &reason else {
+            panic!("{m:?}: client reason {reason:?}");
+        };
+        match m {
+            AuthMethod::MsChapV2 | AuthMethod::MsChapV1 => {
+                assert_eq!(why, "E=691 R=0 Authentication failure", "{m:?}")
+            }
+            AuthMethod::ChapMd5 => assert_eq!(why, "Authentication failure"),
+            AuthMethod::Pap => assert_eq!(why, "Login incorrect"),
+        }
+        assert!(
+            reason
+                .to_string()
+                .starts_with("authentication failed: rejected by the authenticator: "),
+            "{reason}"
+        );
+        // The client terminated too (it learned the verdict before the server's request).
+        assert!(pair
+            .sent_by(Side::Client)
+            .iter()
+            .any(|s| s.kind() == Some((Protocol::Lcp, 5)) || s.kind() == Some((Protocol::Lcp, 6))));
+    }
+}
+
+/// A credential store whose first `flaky` lookups answer with a wrong secret: a back end
+/// (RADIUS) with a transient fault, for the MS-CHAP R=1 retry.
+struct Flaky {
+    flaky: std::sync::atomic::AtomicUsize,
+}
+
+impl CredentialStore for Flaky {
+    fn lookup(&self, user: &[u8]) -> Option<Secret> {
+        if user != b"alice" {
+            return None;
+        }
+        let left = self.flaky.load(std::sync::atomic::Ordering::SeqCst);
+        if left > 0 {
+            self.flaky
+                .store(left - 1, std::sync::atomic::Ordering::SeqCst);
+            return Some(Secret::Password(b"not-yet".to_vec()));
+        }
+        Some(Secret::Password(b"s3cret".to_vec()))
+    }
+}
+
+fn retry_pair(method: AuthMethod, server_retries: u8, client_retries: u8, flaky: usize) -> Pair {
+    let mut s = server(&[method]);
+    s.auth.retries = server_retries;
+    let mut creds = ClientCredentials::new("alice", "s3cret");
+    creds.retries = client_retries;
+    let mut c = Policy::client(creds);
+    c.lcp.accept_auth = ALL.to_vec();
+    let store = Arc::new(Flaky {
+        flaky: std::sync::atomic::AtomicUsize::new(flaky),
+    });
+    Pair::with_store(c, s, store, 60, 0)
+}
+
+fn failures(pair: &Pair) -> Vec<mschap::Failure> {
+    pair.sent_by(Side::Server)
+        .iter()
+        .filter(|s| s.kind() == Some((Protocol::Chap, 4)))
+        .map(|s| mschap::Failure::parse(&s.payload()[4..]).unwrap())
+        .collect()
+}
+
+fn responses(pair: &Pair) -> Vec<Vec<u8>> {
+    pair.sent_by(Side::Client)
+        .iter()
+        .filter(|s| s.kind() == Some((Protocol::Chap, 2)))
+        .map(|s| s.payload())
+        .collect()
+}
+
+#[test]
+fn mschap_retry_r1_recovers_from_a_transient_refusal() {
+    for method in [AuthMethod::MsChapV2, AuthMethod::MsChapV1] {
+        // Both sides allow one retry; the store refuses once, then knows the password.
+        let mut pair = retry_pair(method, 1, 1, 1);
+        assert_eq!(pair.run(), Outcome::Open, "{method:?}");
+        let f = failures(&pair);
+        assert_eq!(f.len(), 1, "{method:?}");
+        assert!(f[0].retry && f[0].error == 691, "{method:?} {:?}", f[0]);
+        let r = responses(&pair);
+        assert_eq!(r.len(), 2, "{method:?}");
+        // RFC 2759 section 6: the retry Response has an Identifier one greater.
+        assert_eq!(r[1][1], r[0][1].wrapping_add(1), "{method:?}");
+        assert_eq!(pair.server.user(), Some(&b"alice"[..]));
+    }
+}
+
+#[test]
+fn mschap_retry_r1_then_r0_ends_with_the_reason() {
+    // The store refuses twice: R=1, the client retries, then R=0 and a clear reason.
+    let mut pair = retry_pair(AuthMethod::MsChapV2, 1, 3, 5);
+    pair.run_until_dead();
+    let f = failures(&pair);
+    assert_eq!(
+        f.iter().map(|f| (f.error, f.retry)).collect::<Vec<_>>(),
+        [(691, true), (691, false)]
+    );
+    assert_eq!(responses(&pair).len(), 2);
+    assert_eq!(
+        Pair::link_down(&pair.client_events),
+        Some(DownReason::AuthFailed(AuthFailure::Rejected(
+            "E=691 R=0 Authentication failure".into()
+        )))
+    );
+    // A client that allows no retry stops at the first Failure and says R=1 was offered.
+    let mut pair = retry_pair(AuthMethod::MsChapV2, 1, 0, 5);
+    pair.run_until_dead();
+    assert_eq!(responses(&pair).len(), 1);
+    assert_eq!(
+        Pair::link_down(&pair.client_events),
+        Some(DownReason::AuthFailed(AuthFailure::Rejected(
+            "E=691 R=1 Authentication failure, retry".into()
+        )))
+    );
 }

@@ -741,6 +741,11 @@ impl Engine {
         if self.phase != Phase::Dead {
             self.phase = Phase::Terminate;
         }
+        // Last words first: what the parts already queued goes out ahead of the
+        // Terminate-Request, above all the CHAP Failure ("E=691 R=0 ...") or PAP
+        // Authenticate-Nak that explains this failure to the peer. Closing LCP runs tld,
+        // which drops the authentication state machines and their queues with them.
+        self.collect_tx();
         self.lcp.fsm_mut().close(now, text.as_bytes());
         self.pump_lcp_only(now);
     }

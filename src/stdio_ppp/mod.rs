@@ -39,7 +39,7 @@ use crate::pns::session::Session;
 use crate::ppp::auth::{ClientCredentials, StaticCredentials};
 #[cfg(test)]
 use crate::ppp::ccp::MppeMode;
-use crate::ppp::engine::{DownReason, Event, Phase, Policy, Role};
+use crate::ppp::engine::{DownReason, Event, Policy, Role};
 use crate::ppp::ipcp::IpcpConfig;
 use crate::ppp::lcp::AuthMethod;
 use crate::ppp::packet::MppeBits;
@@ -385,8 +385,6 @@ pub async fn run_link(
     let mut closing_since: Option<Instant> = None;
     let started = Instant::now();
     let mut up = false;
-    // The link left the Authenticate phase other than into Network (the peer cut it).
-    let mut auth_cut = false;
     let mut wbuf = Vec::new();
     session.open(Instant::now());
     loop {
@@ -457,15 +455,6 @@ pub async fn run_link(
                     tracing::info!(local = %r.local, peer = %r.peer, "IPCP opened");
                     out.addrs = Some((r.local, r.peer));
                 }
-                Event::LinkDown(DownReason::PeerTerminated) if auth_cut => {
-                    // The engine sends Terminate-Request ahead of (and instead of) the CHAP
-                    // Failure, so the peer's refusal shows only as a terminate here.
-                    let e = "authentication failed: peer terminated the link during \
-                             authentication (credentials refused?)";
-                    tracing::error!("{e}");
-                    out.error.get_or_insert(e.to_string());
-                    done = true;
-                }
                 Event::LinkDown(reason) => {
                     let graceful = closing_since.is_some()
                         || (up && matches!(reason, DownReason::PeerTerminated));
@@ -528,13 +517,6 @@ pub async fn run_link(
                     Ok(0) => {
                         // A reason the engine already knows (CHAP Failure, CCP refusal) says
                         // more than the EOF that followed it.
-                        if auth_cut {
-                            out.error.get_or_insert(
-                                "authentication failed: peer terminated the link during \
-                                 authentication (credentials refused?)"
-                                    .to_string(),
-                            );
-                        }
                         if let Some(r) = session.down_reason() {
                             if !matches!(r, DownReason::Closed | DownReason::PeerTerminated) {
                                 tracing::error!(reason = %r, "link down");
@@ -555,14 +537,7 @@ pub async fn run_link(
                             }
                         }
                         for frame in frames.drain(..) {
-                            let before = session.engine().phase();
                             let ip = session.handle_frame(now, &frame);
-                            let after = session.engine().phase();
-                            if before == Phase::Authenticate
-                                && !matches!(after, Phase::Authenticate | Phase::Network)
-                            {
-                                auth_cut = true;
-                            }
                             let Some(ip) = ip else {
                                 continue;
                             };
@@ -840,6 +815,9 @@ mod test {
             c.line(),
             s.line()
         );
+        // The server's MS-CHAPv2 Failure reaches the client ahead of its Terminate-Request,
+        // so the client reports the authenticator's own words, not a guess.
+        assert!(ce.contains("E=691 R=0"), "{ce}");
         assert!(se.contains("authentication failed"), "{se}");
     }
 }

@@ -402,6 +402,8 @@ pub struct ChapPeer {
     last_packet: Vec<u8>,
     sent: u8,
     done: bool,
+    /// MS-CHAP "R=1" retries still allowed.
+    retries_left: u8,
 }
 
 impl ChapPeer {
@@ -413,6 +415,7 @@ impl ChapPeer {
         };
         ChapPeer {
             variant,
+            retries_left: creds.retries,
             creds,
             out,
             last: None,
@@ -488,14 +491,30 @@ impl ChapPeer {
                 if self.last.map(|l| l.0) != Some(id) {
                     return;
                 }
-                let text = match mschap::Failure::parse(message) {
-                    Some(f) if self.variant.is_ms() => format!(
+                let parsed = mschap::Failure::parse(message).filter(|_| self.variant.is_ms());
+                if let Some(f) = &parsed {
+                    // RFC 2759 section 6: with "R=1" the peer may retry: "the peer sends a
+                    // new Response packet with an Identifier one greater than the Failure
+                    // packet" over the new challenge given as "C=".
+                    let challenge = f
+                        .challenge
+                        .as_deref()
+                        .filter(|c| c.len() == self.variant.challenge_len());
+                    if let (true, true, Some(c)) = (f.retry, self.retries_left > 0, challenge) {
+                        self.retries_left -= 1;
+                        let c = c.to_vec();
+                        self.respond(now, id.wrapping_add(1), &c, rng);
+                        return;
+                    }
+                }
+                let text = match parsed {
+                    Some(f) => format!(
                         "E={} R={} {}",
                         f.error,
                         u8::from(f.retry),
                         String::from_utf8_lossy(&f.message)
                     ),
-                    _ => user_text(message),
+                    None => user_text(message),
                 };
                 self.end(AuthEvent::Failure(AuthFailure::Rejected(text)));
             }

@@ -79,6 +79,10 @@ pub struct ClientCredentials {
     pub secret: Secret,
     /// Timers.
     pub timing: AuthTiming,
+    /// MS-CHAP Failures with "R=1" answered with a new Response (same credentials, the new
+    /// challenge) before giving up. A retry helps when the refusal was transient (a RADIUS
+    /// back end that timed out); 0 ends at the first Failure.
+    pub retries: u8,
 }
 
 impl core::fmt::Debug for ClientCredentials {
@@ -96,6 +100,7 @@ impl ClientCredentials {
             user: user.as_bytes().to_vec(),
             secret: Secret::Password(password.as_bytes().to_vec()),
             timing: AuthTiming::default(),
+            retries: 0,
         }
     }
 }
