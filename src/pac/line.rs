@@ -21,9 +21,6 @@ use crate::modem::control::{AnswerMode, ControlConfig, Event as ModemEvent, Fram
 use crate::pptp::control::{CallEnd, CallInfo, IncomingCall, OutgoingCall};
 use crate::pptp::message::{BearerType, CauseCode, FramingType, TextField, WanErrorNotify};
 
-/// Longest wait for one batched line write before the rest of it is dropped.
-const LINE_WRITE_STALL: Duration = Duration::from_millis(250);
-
 /// Counters of one line (cumulative since start) and of its current call.
 #[derive(Debug, Default)]
 pub(crate) struct LineStats {
@@ -35,6 +32,8 @@ pub(crate) struct LineStats {
     pub(crate) to_line_bytes: AtomicU64,
     pub(crate) gre_lost: AtomicU64,
     pub(crate) gre_late: AtomicU64,
+    pub(crate) gre_duplicate: AtomicU64,
+    pub(crate) gre_reordered: AtomicU64,
     pub(crate) gre_tx_dropped: AtomicU64,
     pub(crate) hdlc_errors: AtomicU64,
     pub(crate) line_write_stalls: AtomicU64,
@@ -147,10 +146,10 @@ pub(crate) async fn run<S: ModemIo>(ctx: LineCtx, io: S, mut stop: watch::Receiv
                 }
             }
         }
-        let ack_due = call
+        let relay_timer = call
             .as_ref()
             .and_then(|c| c.relay.as_ref())
-            .and_then(|r| r.ack_due);
+            .and_then(|r| r.next_timer());
         let have_events = ev_rx.is_some();
         let relaying = gre_rx.is_some();
         tokio::select! {
@@ -181,34 +180,18 @@ pub(crate) async fn run<S: ModemIo>(ctx: LineCtx, io: S, mut stop: watch::Receiv
             }
             _ = recv_batch(&mut gre_rx, &mut rx_batch), if relaying => {
                 if let Some(r) = call.as_mut().and_then(|c| c.relay.as_mut()) {
-                    let mut any = false;
                     for p in rx_batch.drain(..) {
-                        any |= r.gre_in(&p, &ctx.stats);
+                        r.gre_in(&p, &ctx.stats);
                     }
-                    if any {
-                        r.last_activity = Instant::now();
-                        let out = std::mem::take(&mut r.out);
-                        // The write is bounded: while it waits, this task does not read the
-                        // line, and a peer that blocks on writing to us until we read would
-                        // deadlock with us (the soft-modem does). After LINE_WRITE_STALL the
-                        // rest of the batch is dropped (the caller's PPP sees FCS errors and
-                        // resynchronises at the next flag) and reading resumes.
-                        let res = tokio::time::timeout(LINE_WRITE_STALL, line.send_data(&out)).await;
-                        r.out = out;
-                        r.out.clear();
-                        match res {
-                            Ok(Ok(())) => {}
-                            Ok(Err(e)) => tracing::debug!(error = %e, "line write failed"),
-                            Err(_) => {
-                                ctx.stats.line_write_stalls.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
+                    r.after_batch(&ctx.stats);
+                    r.flush_to_line(&mut line, &ctx.stats).await;
                 }
             }
-            () = sleep_until_opt(ack_due) => {
+            () = sleep_until_opt(relay_timer) => {
                 if let Some(r) = call.as_mut().and_then(|c| c.relay.as_mut()) {
-                    r.send_ack();
+                    if r.on_timer(&ctx.stats) {
+                        r.flush_to_line(&mut line, &ctx.stats).await;
+                    }
                 }
             }
             _ = tick.tick(), if relaying => {
@@ -542,7 +525,18 @@ fn refuse<S: ModemIo>(
 fn start_relay(ctx: &LineCtx, c: &mut Call, info: &CallInfo) {
     let (tx, rx) = mpsc::channel(1024);
     ctx.shared.route(c.pns_addr, c.call_id, tx);
-    c.relay = Some(Relay::new(c.pns_addr, info, ctx.shared.gre_tx.clone(), rx));
+    let gre = ctx
+        .shared
+        .pns_cfg(&c.pns)
+        .map(|p| p.gre)
+        .unwrap_or_default();
+    c.relay = Some(Relay::new(
+        c.pns_addr,
+        info,
+        gre,
+        ctx.shared.gre_tx.clone(),
+        rx,
+    ));
     c.up_at = Some(Instant::now());
     ctx.stats.calls.fetch_add(1, Ordering::Relaxed);
     tracing::info!(line = %ctx.cfg.id, pns = %c.pns, call_id = c.call_id, peer_call_id = info.peer_call_id, caller = %c.caller, speed = info.connect_speed, "call up");

@@ -6,25 +6,29 @@
 //! packet, an allocation per 256 KiB), received GRE packets drained in batches and written to
 //! the line with one `write` per batch.
 //!
-//! Sequence numbers and acknowledgments follow RFC 2637 §4: every data packet carries a
-//! sequence number and piggybacks the last received one; an acknowledgment owed for
-//! [`ACK_DELAY`] without data to carry it goes out as an ack-only packet. Received packets are
-//! delivered in order of arrival; a packet older than the last delivered is dropped and counted
-//! (no reorder buffer: the `pptp::window` core will bring one).
+//! Sequence numbers, acknowledgments, the send window and the reorder buffer are
+//! [`crate::pptp::window::Window`] (RFC 2637 §4): every data packet carries a sequence number
+//! and piggybacks the highest one received; an acknowledgment owed for [`ACK_DELAY`] (or owed
+//! to `ack_every` packets) without data to carry it goes out as an ack-only packet; packets
+//! that arrive out of order wait in the reorder buffer up to the PNS's `reorder_timeout_ms`.
+//! The status counters for loss, reordering, duplicates and late packets are the window's.
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::config::GreSettings;
 use super::gre::GreDatagram;
 use super::line::LineStats;
 use crate::hdlc::{Decoder, DecoderConfig, Encoder, EncoderConfig, WanErrorCounters};
+use crate::io::line::{ModemIo, ModemLine};
 use crate::pptp::control::CallInfo;
-use crate::pptp::{GreRepr, SeqNumber};
+use crate::pptp::window::{GreStats, Rx, SendError, Window, WindowConfig};
+use crate::pptp::GreRepr;
 
 /// How long an acknowledgment may wait for a data packet to ride on.
 pub const ACK_DELAY: Duration = Duration::from_millis(100);
@@ -32,22 +36,25 @@ pub const ACK_DELAY: Duration = Duration::from_millis(100);
 pub(crate) const RX_BATCH: usize = 32;
 /// Size of the buffer GRE packets are carved from.
 const POOL: usize = 256 * 1024;
+/// Room for the largest GRE header (16 octets) in front of a payload.
+const GRE_HEADER_MAX: usize = 16;
+/// Longest wait for one batched line write before the rest of it is dropped.
+const LINE_WRITE_STALL: Duration = Duration::from_millis(250);
 
 /// The per-call data plane.
 pub(crate) struct Relay {
     pns_addr: Ipv4Addr,
-    peer_call_id: u16,
     gre_tx: mpsc::Sender<GreDatagram>,
     /// Handed to the line loop once (it polls it next to the line).
     pub(crate) gre_rx: Option<mpsc::Receiver<Bytes>>,
     decoder: Decoder,
     encoder: Encoder,
+    window: Window,
+    /// Window counters already added to the line's.
+    reported: GreStats,
     pool: BytesMut,
-    pub(crate) out: Vec<u8>,
-    next_seq: SeqNumber,
-    last_rx: Option<SeqNumber>,
-    ack_sent: Option<SeqNumber>,
-    pub(crate) ack_due: Option<Instant>,
+    /// HDLC-encoded octets waiting for the line.
+    out: Vec<u8>,
     /// Set-Link-Info seen: it overrides snooping.
     sli: bool,
     pub(crate) last_activity: Instant,
@@ -58,30 +65,48 @@ impl Relay {
     pub(crate) fn new(
         pns_addr: Ipv4Addr,
         info: &CallInfo,
+        gre: GreSettings,
         gre_tx: mpsc::Sender<GreDatagram>,
         gre_rx: mpsc::Receiver<Bytes>,
     ) -> Self {
+        let mut wc = WindowConfig::new(info.peer_call_id);
+        wc.recv_window = gre.window.max(1);
+        wc.peer_window = info.peer_window.max(1);
+        wc.reorder_timeout = Duration::from_millis(gre.reorder_timeout_ms);
+        wc.ack_delay = ACK_DELAY;
+        wc.peer_processing_delay = Duration::from_millis(u64::from(info.peer_delay) * 100);
         Relay {
             pns_addr,
-            peer_call_id: info.peer_call_id,
             gre_tx,
             gre_rx: Some(gre_rx),
             decoder: Decoder::new(DecoderConfig::default()),
             encoder: Encoder::new(EncoderConfig::default()),
+            window: Window::new(wc),
+            reported: GreStats::default(),
             pool: BytesMut::with_capacity(POOL),
             out: Vec::with_capacity(16 * 1024),
-            next_seq: SeqNumber(0),
-            last_rx: None,
-            ack_sent: None,
-            ack_due: None,
             sli: false,
             last_activity: Instant::now(),
             wan_reported: WanErrorCounters::default(),
         }
     }
 
+    fn send_packet(&mut self, stats: &LineStats) {
+        let packet = self.pool.split().freeze();
+        let d = GreDatagram {
+            peer: self.pns_addr,
+            local: Ipv4Addr::UNSPECIFIED,
+            packet,
+        };
+        if self.gre_tx.try_send(d).is_err() {
+            stats.gre_tx_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Line bytes in: decode every complete frame and send it in GRE.
     pub(crate) fn line_in(&mut self, mut data: &[u8], stats: &LineStats) {
+        let now = Instant::now();
+        let now_std = now.into_std();
         let mut frames = 0u64;
         let mut bytes = 0u64;
         while let Some(r) = self.decoder.decode(&mut data) {
@@ -95,74 +120,59 @@ impl Relay {
             } else {
                 snoop_ack_accm(frame)
             };
-            let Ok(len) = u16::try_from(frame.len()) else {
-                continue;
-            };
-            let ack = self.last_rx.filter(|a| Some(*a) != self.ack_sent);
-            let repr = GreRepr::data(self.peer_call_id, len, self.next_seq, ack.or(self.last_rx));
-            self.next_seq = self.next_seq.next();
-            if self.pool.capacity() - self.pool.len() < repr.buffer_len() {
-                self.pool = BytesMut::with_capacity(POOL);
+            let len = frame.len();
+            pool_room(&mut self.pool, GRE_HEADER_MAX + len);
+            match self.window.encode_data(now_std, frame, &mut self.pool) {
+                Ok(_) => {
+                    frames += 1;
+                    bytes += len as u64;
+                }
+                Err(SendError::WindowFull(_)) | Err(SendError::TooLong(_)) => {
+                    // RFC 2637 §4.2: the sender must not exceed the peer's window; PPTP does
+                    // not retransmit, so the frame is dropped (PPP recovers as on loss).
+                    stats.gre_tx_dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            repr.emit(&mut self.pool);
-            self.pool.put_slice(frame);
-            let packet = self.pool.split().freeze();
             if let Some(accm) = snooped {
                 self.decoder.set_accm(accm);
             }
-            frames += 1;
-            bytes += u64::from(len);
-            if self.last_rx.is_some() {
-                self.ack_sent = self.last_rx;
-                self.ack_due = None;
-            }
-            let d = GreDatagram {
-                peer: self.pns_addr,
-                local: Ipv4Addr::UNSPECIFIED,
-                packet,
-            };
-            if self.gre_tx.try_send(d).is_err() {
-                stats.gre_tx_dropped.fetch_add(1, Ordering::Relaxed);
+            if !self.pool.is_empty() {
+                self.send_packet(stats);
             }
         }
         if frames > 0 {
-            self.last_activity = Instant::now();
+            self.last_activity = now;
             stats.to_gre_packets.fetch_add(frames, Ordering::Relaxed);
             stats.to_gre_bytes.fetch_add(bytes, Ordering::Relaxed);
         }
     }
 
-    /// One GRE packet in: sequence check, then HDLC-encode the payload into `self.out`.
+    /// One GRE packet in: the window decides; what it delivers is HDLC-encoded into the line
+    /// output buffer. Returns whether anything was queued for the line.
     pub(crate) fn gre_in(&mut self, packet: &[u8], stats: &LineStats) -> bool {
         let Ok((repr, payload)) = GreRepr::parse_bytes(packet) else {
             return false;
         };
-        let Some(seq) = repr.seq else {
-            return false; // ack only
-        };
-        if let Some(last) = self.last_rx {
-            if !seq.is_after(last) {
-                stats.gre_late.fetch_add(1, Ordering::Relaxed);
-                return false;
-            }
-            let gap = seq.distance(last).saturating_sub(1);
-            if gap > 0 {
-                stats
-                    .gre_lost
-                    .fetch_add(u64::try_from(gap).unwrap_or(0), Ordering::Relaxed);
-            }
+        let now = Instant::now().into_std();
+        let mut any = false;
+        if self.window.handle_packet(now, &repr, payload) == Rx::Deliver {
+            any |= self.deliver(payload, stats);
         }
-        self.last_rx = Some(seq);
-        if self.ack_due.is_none() {
-            self.ack_due = Some(Instant::now() + ACK_DELAY);
+        while let Some(p) = self.window.poll_deliver() {
+            any |= self.deliver(&p, stats);
         }
+        any
+    }
+
+    /// HDLC-encodes one delivered PPP frame into the line output buffer.
+    fn deliver(&mut self, payload: &[u8], stats: &LineStats) -> bool {
         if self.encoder.encode(payload, &mut self.out).is_err() {
             return false;
         }
         stats.to_line_packets.fetch_add(1, Ordering::Relaxed);
         stats
             .to_line_bytes
-            .fetch_add(u64::try_from(payload.len()).unwrap_or(0), Ordering::Relaxed);
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
         if !self.sli {
             if let Some(accm) = snoop_ack_accm(payload) {
                 // The PNS acked the caller's ACCM: frames after this one may use it.
@@ -172,23 +182,76 @@ impl Relay {
         true
     }
 
-    pub(crate) fn send_ack(&mut self) {
-        self.ack_due = None;
-        let Some(ack) = self.last_rx else { return };
-        if self.ack_sent == Some(ack) {
+    /// After a batch of received packets: an ack-only packet if enough are owed, and the
+    /// window's counters into the line's.
+    pub(crate) fn after_batch(&mut self, stats: &LineStats) {
+        self.poll_ack(Instant::now(), stats);
+        self.sync_stats(stats);
+    }
+
+    fn poll_ack(&mut self, now: Instant, stats: &LineStats) {
+        pool_room(&mut self.pool, GRE_HEADER_MAX);
+        if self.window.poll_ack(now.into_std(), &mut self.pool) {
+            self.send_packet(stats);
+        }
+    }
+
+    /// When the relay's timers (acknowledgment delay, reorder wait, acknowledgment time-out)
+    /// next need [`on_timer`](Self::on_timer).
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
+        self.window.poll_timeout().map(Instant::from_std)
+    }
+
+    /// Timers expired: gaps given up release buffered packets to the line buffer, owed
+    /// acknowledgments go out. Returns whether the line buffer has data.
+    pub(crate) fn on_timer(&mut self, stats: &LineStats) -> bool {
+        let now = Instant::now();
+        self.window.handle_timeout(now.into_std());
+        while let Some(p) = self.window.poll_deliver() {
+            self.deliver(&p, stats);
+        }
+        self.poll_ack(now, stats);
+        self.sync_stats(stats);
+        !self.out.is_empty()
+    }
+
+    /// Adds what the window counted since the last call to the line's counters.
+    fn sync_stats(&mut self, stats: &LineStats) {
+        let now = self.window.stats();
+        let add = |c: &AtomicU64, new: u64, old: u64| {
+            if new > old {
+                c.fetch_add(new - old, Ordering::Relaxed);
+            }
+        };
+        add(&stats.gre_lost, now.lost, self.reported.lost);
+        add(&stats.gre_late, now.late, self.reported.late);
+        add(&stats.gre_duplicate, now.duplicate, self.reported.duplicate);
+        add(&stats.gre_reordered, now.reordered, self.reported.reordered);
+        self.reported = now;
+    }
+
+    /// Writes the line output buffer. The write is bounded: while it waits, the line task does
+    /// not read the line, and a peer that blocks on writing to us until we read would deadlock
+    /// with us (the soft-modem does). After `LINE_WRITE_STALL` the rest is dropped (the caller's
+    /// PPP sees FCS errors and resynchronises at the next flag) and reading resumes.
+    pub(crate) async fn flush_to_line<S: ModemIo>(
+        &mut self,
+        line: &mut ModemLine<S>,
+        stats: &LineStats,
+    ) {
+        if self.out.is_empty() {
             return;
         }
-        self.ack_sent = Some(ack);
-        let repr = GreRepr::ack_only(self.peer_call_id, ack);
-        if self.pool.capacity() - self.pool.len() < repr.buffer_len() {
-            self.pool = BytesMut::with_capacity(POOL);
+        self.last_activity = Instant::now();
+        let res = tokio::time::timeout(LINE_WRITE_STALL, line.send_data(&self.out)).await;
+        self.out.clear();
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "line write failed"),
+            Err(_) => {
+                stats.line_write_stalls.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        repr.emit(&mut self.pool);
-        let _ = self.gre_tx.try_send(GreDatagram {
-            peer: self.pns_addr,
-            local: Ipv4Addr::UNSPECIFIED,
-            packet: self.pool.split().freeze(),
-        });
     }
 
     pub(crate) fn link_info(&mut self, send_accm: u32, receive_accm: u32) {
@@ -204,6 +267,14 @@ impl Relay {
             self.wan_reported = now;
             now
         })
+    }
+}
+
+/// Makes room for `len` more octets in the packet pool (a new pool when the old one is used
+/// up; packets still in flight keep the old one alive).
+fn pool_room(pool: &mut BytesMut, len: usize) {
+    if pool.capacity() - pool.len() < len {
+        *pool = BytesMut::with_capacity(POOL.max(len));
     }
 }
 

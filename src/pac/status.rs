@@ -56,8 +56,12 @@ pub struct LineStatus {
     pub to_line_bytes: u64,
     /// GRE sequence gaps (packets lost on the way from the PNS).
     pub gre_lost: u64,
-    /// GRE packets that arrived late or twice (dropped).
+    /// GRE packets that arrived after their sequence number was given up as lost.
     pub gre_late: u64,
+    /// GRE packets received twice (dropped).
+    pub gre_duplicate: u64,
+    /// GRE packets that arrived out of order and were delivered in order.
+    pub gre_reordered: u64,
     /// GRE packets not sent because the transport was full.
     pub gre_tx_dropped: u64,
     /// HDLC frames dropped (bad FCS, aborted, too short, too long).
@@ -103,6 +107,8 @@ impl StatusSource {
                 to_line_bytes: ld(&s.to_line_bytes),
                 gre_lost: ld(&s.gre_lost),
                 gre_late: ld(&s.gre_late),
+                gre_duplicate: ld(&s.gre_duplicate),
+                gre_reordered: ld(&s.gre_reordered),
                 gre_tx_dropped: ld(&s.gre_tx_dropped),
                 hdlc_errors: ld(&s.hdlc_errors),
                 line_write_stalls: ld(&s.line_write_stalls),

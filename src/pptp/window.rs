@@ -275,11 +275,11 @@ impl Window {
 
     /// Appends a GRE data packet carrying `payload` to `buf`: the next sequence number and, if
     /// one is owed, a piggy-backed acknowledgment.
-    pub fn encode_data(
+    pub fn encode_data<B: bytes::BufMut>(
         &mut self,
         now: Instant,
         payload: &[u8],
-        buf: &mut Vec<u8>,
+        buf: &mut B,
     ) -> Result<SeqNumber, SendError> {
         let payload_len =
             u16::try_from(payload.len()).map_err(|_| SendError::TooLong(payload.len()))?;
@@ -295,9 +295,8 @@ impl Window {
             self.stats.acks_piggybacked += 1;
         }
         let repr = GreRepr::data(self.config.peer_call_id, payload_len, seq, ack);
-        buf.reserve(repr.buffer_len());
         repr.emit(buf);
-        buf.extend_from_slice(payload);
+        buf.put_slice(payload);
         self.next_seq = seq.next();
         if self.in_flight.len() >= MAX_IN_FLIGHT {
             // A peer that never acknowledges (ignore mode) must not make this grow forever;
@@ -312,7 +311,7 @@ impl Window {
     /// Appends an acknowledgment-only packet to `buf` if one is due at `now` (the oldest owed
     /// acknowledgment is `ack_delay` old, or `ack_every` are owed). Returns whether it did.
     #[must_use]
-    pub fn poll_ack(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
+    pub fn poll_ack<B: bytes::BufMut>(&mut self, now: Instant, buf: &mut B) -> bool {
         if !self.ack_due(now) {
             return false;
         }
