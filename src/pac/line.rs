@@ -10,16 +10,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::config::{CallMode, LineConfig, LineKind, LineMode};
+use super::lineio::LineIo;
 use super::pns::{CallEv, PnsCmd};
 use super::relay::{recv_batch, Relay, RX_BATCH};
 use super::select::{candidates, CallFacts, Decision};
 use super::Shared;
-use crate::io::line::{LineEvent, ModemIo, ModemLine};
+use crate::io::line::{LineEvent, ModemIo};
 use crate::modem::control::{AnswerMode, ControlConfig, Event as ModemEvent, Framing, HangupCause};
 use crate::pptp::control::{CallEnd, CallInfo, IncomingCall, OutgoingCall};
 use crate::pptp::message::{BearerType, CauseCode, FramingType, TextField, WanErrorNotify};
+
+/// Most line octets kept between the answer and the tunnel coming up.
+const MAX_EARLY: usize = 64 * 1024;
 
 /// Counters of one line (cumulative since start) and of its current call.
 #[derive(Debug, Default)]
@@ -71,7 +76,6 @@ pub struct CallView {
 
 pub(crate) struct LineCtx {
     pub(crate) cfg: LineConfig,
-    pub(crate) control: ControlConfig,
     /// The RING on which the call is offered to the PNS.
     pub(crate) offer_on_ring: u8,
     pub(crate) shared: Arc<Shared>,
@@ -94,6 +98,10 @@ enum Phase {
 }
 
 struct Call {
+    /// `call{pns, caller, dnis, call_id, peer_call_id}`, child of the line's span.
+    span: tracing::Span,
+    /// Line data received after the answer and before the tunnel is up.
+    early: Vec<u8>,
     pns: String,
     pns_addr: Ipv4Addr,
     mode: CallMode,
@@ -114,8 +122,11 @@ fn text(s: &str) -> TextField {
 }
 
 /// Runs one line until `stop`.
-pub(crate) async fn run<S: ModemIo>(ctx: LineCtx, io: S, mut stop: watch::Receiver<bool>) {
-    let mut line = ModemLine::new(io, ctx.control.clone());
+pub(crate) async fn run<S: ModemIo>(
+    ctx: LineCtx,
+    mut line: LineIo<S>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut phase = Phase::Idle;
     let mut call: Option<Call> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -151,6 +162,10 @@ pub(crate) async fn run<S: ModemIo>(ctx: LineCtx, io: S, mut stop: watch::Receiv
             .and_then(|c| c.relay.as_ref())
             .and_then(|r| r.next_timer());
         let have_events = ev_rx.is_some();
+        // Everything done for the current call is logged inside its span.
+        let span = call
+            .as_ref()
+            .map_or_else(tracing::Span::none, |c| c.span.clone());
         let relaying = gre_rx.is_some();
         tokio::select! {
             ev = line.next() => {
@@ -166,17 +181,25 @@ pub(crate) async fn run<S: ModemIo>(ctx: LineCtx, io: S, mut stop: watch::Receiv
                         return;
                     }
                     Ok(LineEvent::Data(data)) => {
-                        if let Some(r) = call.as_mut().and_then(|c| c.relay.as_mut()) {
-                            r.line_in(&data, &ctx.stats);
+                        if let Some(c) = call.as_mut() {
+                            match c.relay.as_mut() {
+                                Some(r) => r.line_in(&data, &ctx.stats),
+                                // Answered, tunnel not up yet (ICCN in flight): keep the
+                                // caller's first frames instead of losing them.
+                                None if c.early.len() + data.len() <= MAX_EARLY => {
+                                    c.early.extend_from_slice(&data);
+                                }
+                                None => {}
+                            }
                         }
                     }
                     Ok(LineEvent::Modem(ev)) => {
-                        modem_event(&ctx, &mut line, &mut phase, &mut call, ev).await;
+                        modem_event(&ctx, &mut line, &mut phase, &mut call, ev).instrument(span).await;
                     }
                 }
             }
             ev = recv_call_ev(&mut ev_rx), if have_events => {
-                call_event(&ctx, &mut line, &mut phase, &mut call, ev).await;
+                call_event(&ctx, &mut line, &mut phase, &mut call, ev).instrument(span).await;
             }
             _ = recv_batch(&mut gre_rx, &mut rx_batch), if relaying => {
                 if let Some(r) = call.as_mut().and_then(|c| c.relay.as_mut()) {
@@ -195,27 +218,39 @@ pub(crate) async fn run<S: ModemIo>(ctx: LineCtx, io: S, mut stop: watch::Receiv
                 }
             }
             _ = tick.tick(), if relaying => {
-                housekeeping(&ctx, &mut line, &mut phase, &mut call).await;
+                housekeeping(&ctx, &mut line, &mut phase, &mut call).instrument(span).await;
             }
             _ = stop.changed() => {
-                if let Some(c) = call.take() {
-                    hang_up_pns(&ctx, &c, CauseCode::NormalClearing).await;
-                    if c.relay.is_some() || matches!(phase, Phase::Answering) {
-                        line.hangup();
-                        // Give the modem a moment to hang up (bounded).
-                        let _ = tokio::time::timeout(Duration::from_secs(3), async {
-                            loop {
-                                match line.next().await {
-                                    Ok(LineEvent::Modem(ModemEvent::HungUp(_) | ModemEvent::Ready)) | Err(_) => break,
-                                    _ => {}
-                                }
-                            }
-                        }).await;
-                    }
-                }
+                stop_line(&ctx, &mut line, &phase, call.take()).instrument(span).await;
                 return;
             }
         }
+    }
+}
+
+/// Stop: clear the call (Call-Disconnect-Notify) and hang the line up, bounded.
+async fn stop_line<S: ModemIo>(
+    ctx: &LineCtx,
+    line: &mut LineIo<S>,
+    phase: &Phase,
+    call: Option<Call>,
+) {
+    let Some(c) = call else { return };
+    hang_up_pns(ctx, &c, CauseCode::NormalClearing).await;
+    if c.relay.is_some() || matches!(phase, Phase::Answering) {
+        line.hangup();
+        // Give the modem a moment to hang up (bounded).
+        let _ = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                match line.next().await {
+                    Ok(LineEvent::Modem(ModemEvent::HungUp(_) | ModemEvent::Ready)) | Err(_) => {
+                        break
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await;
     }
 }
 
@@ -233,10 +268,10 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
-fn set_state<S: ModemIo>(ctx: &LineCtx, state: &str, line: &ModemLine<S>, call: Option<&Call>) {
+fn set_state<S: ModemIo>(ctx: &LineCtx, state: &str, line: &LineIo<S>, call: Option<&Call>) {
     if let Ok(mut v) = ctx.view.lock() {
         v.state = state.into();
-        v.modem = format!("{:?}", line.control().state());
+        v.modem = line.modem_state();
         v.connect_speed = call.and_then(|c| c.connect.map(|(s, _)| s));
         v.call = call.map(|c| CallView {
             pns: c.pns.clone(),
@@ -274,6 +309,14 @@ async fn offer(
         };
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (reply_tx, reply_rx) = oneshot::channel();
+        let span = tracing::info_span!(
+            "call",
+            pns = %name,
+            caller = %caller,
+            dnis = %dnis,
+            call_id = tracing::field::Empty,
+            peer_call_id = tracing::field::Empty,
+        );
         let isdn = ctx.cfg.kind == LineKind::Isdn;
         let cmd = match pcfg.mode {
             CallMode::IncomingCall => PnsCmd::Incoming {
@@ -317,8 +360,13 @@ async fn offer(
         }
         match reply_rx.await {
             Ok(Ok(call_id)) => {
-                tracing::info!(line = %ctx.cfg.id, pns = %name, call_id, caller, "call offered to PNS");
+                span.record("call_id", call_id);
+                span.in_scope(|| {
+                    tracing::info!(line = %ctx.cfg.id, pns = %name, call_id, caller, "call offered to PNS");
+                });
                 return Some(Call {
+                    span,
+                    early: Vec::new(),
                     pns: name,
                     pns_addr: pcfg.address,
                     mode: pcfg.mode,
@@ -344,7 +392,7 @@ async fn offer(
 
 async fn modem_event<S: ModemIo>(
     ctx: &LineCtx,
-    line: &mut ModemLine<S>,
+    line: &mut LineIo<S>,
     phase: &mut Phase,
     call: &mut Option<Call>,
     ev: ModemEvent,
@@ -512,39 +560,42 @@ async fn modem_event<S: ModemIo>(
 
 fn refuse<S: ModemIo>(
     ctx: &LineCtx,
-    line: &ModemLine<S>,
+    line: &mut LineIo<S>,
     phase: &mut Phase,
     call: &mut Option<Call>,
 ) {
     ctx.stats.refused.fetch_add(1, Ordering::Relaxed);
     *call = None;
     *phase = Phase::Refused;
+    line.refuse();
     set_state(ctx, "refused", line, None);
 }
 
 fn start_relay(ctx: &LineCtx, c: &mut Call, info: &CallInfo) {
     let (tx, rx) = mpsc::channel(1024);
     ctx.shared.route(c.pns_addr, c.call_id, tx);
+    c.span.record("peer_call_id", info.peer_call_id);
     let gre = ctx
         .shared
         .pns_cfg(&c.pns)
         .map(|p| p.gre)
         .unwrap_or_default();
-    c.relay = Some(Relay::new(
-        c.pns_addr,
-        info,
-        gre,
-        ctx.shared.gre_tx.clone(),
-        rx,
-    ));
+    let mut relay = Relay::new(c.pns_addr, info, gre, ctx.shared.gre_tx.clone(), rx);
+    let early = std::mem::take(&mut c.early);
+    if !early.is_empty() {
+        relay.line_in(&early, &ctx.stats);
+    }
+    c.relay = Some(relay);
     c.up_at = Some(Instant::now());
     ctx.stats.calls.fetch_add(1, Ordering::Relaxed);
-    tracing::info!(line = %ctx.cfg.id, pns = %c.pns, call_id = c.call_id, peer_call_id = info.peer_call_id, caller = %c.caller, speed = info.connect_speed, "call up");
+    c.span.in_scope(|| {
+        tracing::info!(line = %ctx.cfg.id, pns = %c.pns, call_id = c.call_id, peer_call_id = info.peer_call_id, caller = %c.caller, speed = info.connect_speed, "call up");
+    });
 }
 
 async fn call_event<S: ModemIo>(
     ctx: &LineCtx,
-    line: &mut ModemLine<S>,
+    line: &mut LineIo<S>,
     phase: &mut Phase,
     call: &mut Option<Call>,
     ev: Option<CallEv>,
@@ -639,7 +690,7 @@ fn is_refusal(end: &CallEnd) -> bool {
 
 async fn housekeeping<S: ModemIo>(
     ctx: &LineCtx,
-    line: &mut ModemLine<S>,
+    line: &mut LineIo<S>,
     phase: &mut Phase,
     call: &mut Option<Call>,
 ) {

@@ -32,6 +32,7 @@ pub mod cli;
 pub mod config;
 pub mod gre;
 pub mod line;
+pub mod lineio;
 mod pns;
 pub mod relay;
 pub mod select;
@@ -208,10 +209,15 @@ impl Pac {
                 Some(config::FlowControl::None) => false,
                 None => profile.rtscts,
             };
+            let direct = l.kind == config::LineKind::Direct;
             let ctx = LineCtx {
                 cfg: l.clone(),
-                control,
-                offer_on_ring: l.offer_on_ring.unwrap_or(ring),
+                // A direct line's only "RING" is the peer's first LCP frame.
+                offer_on_ring: if direct {
+                    1
+                } else {
+                    l.offer_on_ring.unwrap_or(ring)
+                },
                 shared: shared.clone(),
                 stats,
                 view: view.clone(),
@@ -222,7 +228,16 @@ impl Pac {
             tasks.push(tokio::spawn(
                 async move {
                     match crate::io::line::open_serial(&device, baud, rtscts) {
-                        Ok(io) => line::run(ctx, io, stop).await,
+                        Ok(io) => {
+                            let io = if direct {
+                                lineio::LineIo::Direct(lineio::DirectLine::new(io, baud))
+                            } else {
+                                lineio::LineIo::Modem(Box::new(crate::io::line::ModemLine::new(
+                                    io, control,
+                                )))
+                            };
+                            line::run(ctx, io, stop).await
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, "cannot open line device: out of service");
                             if let Ok(mut v) = view.lock() {

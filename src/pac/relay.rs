@@ -24,8 +24,9 @@ use tokio::time::Instant;
 use super::config::GreSettings;
 use super::gre::GreDatagram;
 use super::line::LineStats;
+use super::lineio::LineIo;
 use crate::hdlc::{Decoder, DecoderConfig, Encoder, EncoderConfig, WanErrorCounters};
-use crate::io::line::{ModemIo, ModemLine};
+use crate::io::line::ModemIo;
 use crate::pptp::control::CallInfo;
 use crate::pptp::window::{GreStats, Rx, SendError, Window, WindowConfig};
 use crate::pptp::GreRepr;
@@ -236,7 +237,7 @@ impl Relay {
     /// PPP sees FCS errors and resynchronises at the next flag) and reading resumes.
     pub(crate) async fn flush_to_line<S: ModemIo>(
         &mut self,
-        line: &mut ModemLine<S>,
+        line: &mut LineIo<S>,
         stats: &LineStats,
     ) {
         if self.out.is_empty() {
