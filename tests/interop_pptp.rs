@@ -7,262 +7,21 @@
 //! mutex plus an flock on /tmp/pptp-nas-interop.lock, because other checkouts of this crate may
 //! run the same tests on the same machine at the same time.
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::net::{UnixDatagram, UnixStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod common;
 
-static SERIAL: Mutex<()> = Mutex::new(());
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-/// Loopback addresses unique to this run (pid-derived), so that a concurrent run elsewhere on
-/// the machine can neither take our TCP connection nor our GRE (both real peers connect their
-/// raw GRE sockets to the peer's address).
+use common::{
+    first_gre_seq, is_subsequence, pptp_types, require_tools, serial, spawn_group, tshark_fields,
+    tshark_gate, wait_child, wait_file, wait_listening, Guard,
+};
+
+/// Loopback addresses unique to this run: 127.88.x.y server, 127.89.x.y client.
 fn addrs() -> (String, String) {
-    let pid = std::process::id();
-    let (x, y) = ((pid >> 8) & 0xff, (pid & 0xff).max(1));
-    (format!("127.88.{x}.{y}"), format!("127.89.{x}.{y}"))
-}
-
-fn require_tools() {
-    for t in [
-        "/usr/sbin/pptpctrl",
-        "/usr/sbin/pptp",
-        "/usr/bin/socat",
-        "/usr/bin/tshark",
-    ] {
-        assert!(
-            Path::new(t).exists(),
-            "{t} is missing: run .ci/run (installs pptpd pptp-linux tshark socat)"
-        );
-    }
-}
-
-/// An exclusive flock held for the life of the value.
-struct CrossProcessLock(#[allow(dead_code)] std::fs::File);
-
-fn cross_process_lock() -> CrossProcessLock {
-    use std::os::fd::AsRawFd;
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open("/tmp/pptp-nas-interop.lock")
-        .unwrap();
-    // SAFETY: flock(2) on a descriptor we own for the whole call; no memory is shared.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(rc, 0, "flock /tmp/pptp-nas-interop.lock");
-    CrossProcessLock(f)
-}
-
-/// Processes whose command line names `dir` (pptpctrl's PPP child leaves socat's process
-/// group, so the group kill misses it); only processes this run started can name our dir.
-fn pids_naming(dir: &Path) -> Vec<u32> {
-    let needle = dir.to_string_lossy().into_owned();
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if pid == std::process::id() {
-            continue;
-        }
-        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
-            if String::from_utf8_lossy(&c).contains(&needle) {
-                out.push(pid);
-            }
-        }
-    }
-    out
-}
-
-/// Everything a run started; killed and removed on drop, also when the test fails.
-struct Guard {
-    _lock: CrossProcessLock,
-    dir: PathBuf,
-    groups: Vec<Child>,
-    children: Vec<Child>,
-    syslog: Option<Arc<Mutex<Vec<String>>>>,
-}
-
-impl Guard {
-    fn new(name: &str) -> Guard {
-        let lock = cross_process_lock();
-        let dir = std::env::temp_dir().join(format!("pptp-nas-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Guard {
-            _lock: lock,
-            dir,
-            groups: Vec::new(),
-            children: Vec::new(),
-            syslog: None,
-        }
-    }
-
-    /// Binds /dev/log and collects what pptp/pptpctrl log.
-    fn listen_syslog(&mut self) -> Arc<Mutex<Vec<String>>> {
-        let _ = std::fs::remove_file("/dev/log");
-        let sock = UnixDatagram::bind("/dev/log").expect("bind /dev/log");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let l2 = lines.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = sock.recv(&mut buf) {
-                let s = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
-                l2.lock().unwrap().push(s);
-            }
-        });
-        self.syslog = Some(lines.clone());
-        lines
-    }
-
-    fn syslog_text(&self) -> String {
-        self.syslog
-            .as_ref()
-            .map(|l| l.lock().unwrap().join("\n"))
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for c in &mut self.groups {
-            let _ = Command::new("kill")
-                .args(["-TERM", "--", &format!("-{}", c.id())])
-                .stderr(Stdio::null())
-                .status();
-        }
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        for c in &mut self.groups {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", c.id())])
-                .stderr(Stdio::null())
-                .status();
-            let _ = c.wait();
-        }
-        for pid in pids_naming(&self.dir) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
-        if self.syslog.is_some() {
-            let _ = std::fs::remove_file("/dev/log");
-        }
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn spawn_group(cmd: &mut Command) -> Child {
-    use std::os::unix::process::CommandExt;
-    cmd.process_group(0).spawn().expect("spawn")
-}
-
-fn wait_listening(addr: &str, port: u16) {
-    // /proc/net/tcp lists little-endian hex addresses; state 0A is LISTEN.
-    let ip: std::net::Ipv4Addr = addr.parse().unwrap();
-    let o = ip.octets();
-    let want = format!(
-        "{:02X}{:02X}{:02X}{:02X}:{:04X} 00000000:0000 0A",
-        o[3], o[2], o[1], o[0], port
-    );
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(10) {
-        if std::fs::read_to_string("/proc/net/tcp").is_ok_and(|s| s.contains(&want)) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{addr}:{port} not listening after 10 s");
-}
-
-fn wait_child(c: &mut Child, limit: Duration) -> Option<i32> {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if let Ok(Some(st)) = c.try_wait() {
-            return st.code();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
-
-fn wait_file(p: &Path, limit: Duration) -> String {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if let Ok(s) = std::fs::read_to_string(p) {
-            if s.ends_with('\n') {
-                return s;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::fs::read_to_string(p).unwrap_or_default()
-}
-
-/// Starts tshark on lo for our two addresses; returns once it is capturing.
-fn start_tshark(g: &mut Guard, server_addr: &str) -> PathBuf {
-    let cap = g.dir.join("cap.pcapng");
-    let mut c = spawn_group(
-        Command::new("tshark")
-            .args(["-i", "lo", "-f"])
-            .arg(format!(
-                "host {server_addr} and (tcp port 1723 or ip proto 47)"
-            ))
-            .arg("-w")
-            .arg(&cap)
-            .args(["-a", "duration:40"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
-    );
-    let err = c.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if line.contains("Capturing on") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    g.groups.push(c);
-    rx.recv_timeout(Duration::from_secs(15))
-        .expect("tshark did not start capturing within 15 s");
-    // "Capturing on" can come a moment before dumpcap's filter is live: a run once lost its
-    // SCCRQ/SCCRP. Give it a second.
-    std::thread::sleep(Duration::from_secs(1));
-    cap
-}
-
-fn stop_tshark(g: &mut Guard) {
-    // tshark is the first group started; SIGINT makes it finish the file.
-    if let Some(c) = g.groups.first_mut() {
-        let _ = Command::new("kill")
-            .args(["-INT", &c.id().to_string()])
-            .status();
-        let _ = wait_child(c, Duration::from_secs(10));
-    }
-}
-
-fn tshark_fields(cap: &Path, fields: &[&str], filter: &str) -> String {
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-r").arg(cap).args(["-Y", filter, "-T", "fields"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.output().expect("tshark -r");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::addr_pair(88, 89)
 }
 
 struct Scenario<'a> {
@@ -307,7 +66,9 @@ fn run(s: &Scenario) -> RunResult {
     .unwrap();
     g.listen_syslog();
     let cap = if s.capture {
-        Some(start_tshark(&mut g, &server_addr))
+        Some(g.start_tshark(&format!(
+            "host {server_addr} and (tcp port 1723 or ip proto 47)"
+        )))
     } else {
         None
     };
@@ -381,9 +142,7 @@ fn run(s: &Scenario) -> RunResult {
         .status();
     let server_line = wait_file(&server_result, Duration::from_secs(8));
     std::thread::sleep(Duration::from_millis(300));
-    if s.capture {
-        stop_tshark(&mut g);
-    }
+    g.stop_tshark();
     RunResult {
         client_code,
         client_line: std::fs::read_to_string(&client_result).unwrap_or_default(),
@@ -410,7 +169,7 @@ fn logs(r: &RunResult) -> String {
 /// MS-CHAPv2 + MPPE-128 + MPPC, five pings; tshark judges the capture.
 #[test]
 fn pptp_linux_to_pptpd_mschapv2_mppe128_mppc() {
-    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _l = serial();
     let r = run(&Scenario {
         name: "c128",
         server: "user alice:secret\nmppe 128\nmppc on",
@@ -446,22 +205,16 @@ fn pptp_linux_to_pptpd_mschapv2_mppe128_mppc() {
 
     let cap = r.cap.as_ref().unwrap();
     // The gate: no malformed frame, no expert warning in PPTP, GRE or PPP.
-    let bad = tshark_fields(
-        cap,
-        &["frame.number", "_ws.col.Info"],
-        "(pptp || gre || ppp) && (_ws.malformed || _ws.expert.severity >= \"Warning\")",
-    );
+    let bad = tshark_gate(cap);
     assert!(bad.trim().is_empty(), "tshark gate: {bad}");
-    // Control sequence: SCCRQ 1, SCCRP 2, OCRQ 7, OCRP 8, Call-Clear-Request 12, CDN 13 is
+    // Control sequence: SCCRQ 1, SCCRP 2, OCRQ 7, OCRP 8, Call-Clear-Request 12; CDN 13 is
     // not sent by pptpd (it closes TCP instead).
-    let types: Vec<u32> = tshark_fields(cap, &["pptp.control_message_type"], "pptp")
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    let pos = |t: u32| types.iter().position(|&x| x == t);
-    let order: Vec<Option<usize>> = [1, 2, 7, 8, 12].into_iter().map(pos).collect();
-    assert!(order.iter().all(Option::is_some), "types {types:?}");
-    assert!(order.windows(2).all(|w| w[0] < w[1]), "types {types:?}");
+    let types = pptp_types(cap);
+    assert!(is_subsequence(&[1, 2, 7, 8, 12], &types), "types {types:?}");
+    assert!(
+        !types.contains(&13),
+        "pptpd sent a CDN after all: {types:?}"
+    );
     // PPP inside GRE: LCP, CHAP, CCP, IPCP, then compressed/encrypted datagrams.
     let protos: Vec<String> = tshark_fields(cap, &["ppp.protocol"], "ppp")
         .lines()
@@ -479,26 +232,15 @@ fn pptp_linux_to_pptpd_mschapv2_mppe128_mppc() {
         "ppp protocols {protos:?}"
     );
     // Behaviour the RFC does not show: pptpd's first GRE sequence number is 0, pptp's is 1.
-    let gre = tshark_fields(
-        cap,
-        &["ip.src", "gre.sequence_number"],
-        "gre && gre.sequence_number",
-    );
-    let first_seq = |src: &str| {
-        gre.lines()
-            .find(|l| l.starts_with(src))
-            .and_then(|l| l.split('\t').nth(1))
-            .map(|s| s.trim().to_string())
-    };
     let (server_addr, client_addr) = addrs();
-    assert_eq!(first_seq(&server_addr).as_deref(), Some("0"), "{gre}");
-    assert_eq!(first_seq(&client_addr).as_deref(), Some("1"), "{gre}");
+    assert_eq!(first_gre_seq(cap, &server_addr), Some(0));
+    assert_eq!(first_gre_seq(cap, &client_addr), Some(1));
 }
 
 /// Stateless MPPE-40 without MPPC through the same real peers.
 #[test]
 fn pptp_linux_to_pptpd_stateless_mppe40() {
-    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _l = serial();
     let r = run(&Scenario {
         name: "c40",
         server: "user bob:pw\nmppe 40\nmppc off\nstateless",
@@ -529,7 +271,7 @@ fn pptp_linux_to_pptpd_stateless_mppe40() {
 /// user, and the real peers' logs show the call torn down.
 #[test]
 fn pptp_linux_to_pptpd_wrong_password() {
-    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _l = serial();
     let r = run(&Scenario {
         name: "cbad",
         server: "user alice:secret",
@@ -568,7 +310,7 @@ fn pptp_linux_to_pptpd_wrong_password() {
 /// Deliberately broken: our client demands MPPE, the server refuses it.
 #[test]
 fn pptp_linux_to_pptpd_mppe_refused() {
-    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _l = serial();
     let r = run(&Scenario {
         name: "cnompe",
         server: "user alice:secret\nmppe none\nmppc off",

@@ -385,6 +385,7 @@ pub async fn run_link(
     let mut closing_since: Option<Instant> = None;
     let started = Instant::now();
     let mut up = false;
+    let mut ccp_open = false;
     let mut wbuf = Vec::new();
     session.open(Instant::now());
     loop {
@@ -445,6 +446,7 @@ pub async fn run_link(
                     out.user = Some(u);
                 }
                 Event::CcpUp(r) => {
+                    ccp_open = true;
                     out.mppe_bits = r.key_bits().unwrap_or(0);
                     let (t, x) = (r.tx, r.rx);
                     out.mppc = t.contains(MppeBits::MPPC) || x.contains(MppeBits::MPPC);
@@ -523,6 +525,14 @@ pub async fn run_link(
                                 out.error.get_or_insert(r.to_string());
                             }
                         }
+                        if !up && out.error.is_none() && out.user.is_some() {
+                            // Authenticated, then the line went away before CCP/IPCP were
+                            // up: a policy mismatch (the peer hangs up when we refuse
+                            // what it requires, e.g. MPPE), not a line fault.
+                            let e = eof_after_auth(ccp_open, &st.policy);
+                            tracing::error!("{e}");
+                            out.error = Some(e);
+                        }
                         session.lower_down(now);
                         if !up || (closing_since.is_none() && st.pings > 0) {
                             out.error.get_or_insert("line closed (EOF)".to_string());
@@ -565,6 +575,24 @@ pub async fn run_link(
             }
             _ = sleep => session.handle_timeout(Instant::now()),
         }
+    }
+}
+
+/// Why the link failed when the line closed after authentication but before the network
+/// layer was up.
+fn eof_after_auth(ccp_open: bool, policy: &Policy) -> String {
+    let ours = if policy.ccp.mppe == crate::ppp::ccp::MppeMode::Disabled {
+        "we refuse MPPE"
+    } else {
+        "check the MPPE key length and stateless settings on both ends"
+    };
+    if ccp_open {
+        "peer closed the line after CCP, before IPCP came up (address refused?)".to_string()
+    } else {
+        format!(
+            "peer closed the line after authentication, before CCP came up: \
+             it probably requires encryption or compression we do not accept ({ours})"
+        )
     }
 }
 
@@ -819,5 +847,22 @@ mod test {
         // so the client reports the authenticator's own words, not a guess.
         assert!(ce.contains("E=691 R=0"), "{ce}");
         assert!(se.contains("authentication failed"), "{se}");
+    }
+
+    #[test]
+    fn eof_after_auth_names_the_likely_policy_mismatch() {
+        let refuse = settings(&parse(&[
+            "--role", "client", "--user", "a:b", "--mppe", "none",
+        ]))
+        .unwrap();
+        let e = eof_after_auth(false, &refuse.policy);
+        assert!(
+            e.contains("before CCP came up") && e.contains("we refuse MPPE"),
+            "{e}"
+        );
+        let want = settings(&parse(&["--role", "client", "--user", "a:b"])).unwrap();
+        let e = eof_after_auth(false, &want.policy);
+        assert!(e.contains("MPPE key length"), "{e}");
+        assert!(eof_after_auth(true, &want.policy).contains("before IPCP"));
     }
 }
