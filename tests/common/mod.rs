@@ -153,6 +153,14 @@ impl Guard {
     /// Binds /dev/log and collects what pptpd, pptpctrl and pptp log (they log only through
     /// syslog(3)). Whatever was at /dev/log is moved aside and put back on drop.
     pub fn listen_syslog(&mut self) -> Arc<Mutex<Vec<String>>> {
+        // A socket nobody listens on was left by a run that was killed: not worth keeping.
+        let probe = UnixDatagram::unbound().expect("unix datagram socket");
+        if probe
+            .connect(DEVLOG)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            let _ = std::fs::remove_file(DEVLOG);
+        }
         if std::fs::symlink_metadata(DEVLOG).is_ok() {
             std::fs::rename(DEVLOG, DEVLOG_SAVED).expect("move /dev/log aside");
             self.devlog_saved = true;
