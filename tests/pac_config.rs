@@ -76,6 +76,10 @@ const CASES: &[Case] = &[
     Case { name: "no lines", from: "lines:\n  - id: sm0\n    device: /dev/null\n    type: modem\n    profile: softmodem\n    group: lab\n  - id: sm1\n    device: /dev/zero\n    type: modem\n    profile: softmodem\n", to: "lines: []\n", at: (11, 1), path: "lines", says: "at least one line" },
     Case { name: "reconnect min above max", from: "    mode: incoming-call\n", to: "    mode: incoming-call\n    reconnect_min_s: 90\n    reconnect_max_s: 30\n", at: (9, 5), path: "pns[0].reconnect_max_s", says: "below reconnect_min_s" },
     Case { name: "negative number", from: "    mode: incoming-call\n", to: "    mode: incoming-call\n    port: -1\n", at: (8, 11), path: "pns[0].port", says: "expected u16" },
+    Case { name: "terminate with tun", from: "default: {pns: [corp-b]}", to: "default: {terminate: true}\nterminate: {users: configs/users.yaml, pool_start: 10.0.0.10, pool_size: 4, local_ip: 10.0.0.1, tun: ppp0}", at: (25, 1), path: "terminate.tun", says: "TUN delivery is not available" },
+    Case { name: "terminate local_ip in pool", from: "default: {pns: [corp-b]}", to: "default: {terminate: true}\nterminate: {users: configs/users.yaml, pool_start: 10.0.0.10, pool_size: 4, local_ip: 10.0.0.12}", at: (25, 1), path: "terminate.local_ip", says: "10.0.0.12 is inside the pool" },
+    Case { name: "terminate users file missing", from: "default: {pns: [corp-b]}", to: "default: {terminate: true}\nterminate: {users: configs/nobody.yaml, pool_start: 10.0.0.10, pool_size: 4, local_ip: 10.0.0.1}", at: (25, 1), path: "terminate.users", says: "nobody.yaml: cannot read" },
+    Case { name: "terminate bad mppe", from: "default: {pns: [corp-b]}", to: "default: {terminate: true}\nterminate: {users: configs/users.yaml, pool_start: 10.0.0.10, pool_size: 4, local_ip: 10.0.0.1, mppe: 64}", at: (25, 1), path: "terminate.mppe", says: "expected none, 40, 56 or 128" },
     Case { name: "not a mapping", from: BASE, to: "- just\n- a list\n", at: (1, 1), path: ".", says: "invalid type: sequence" },
 ];
 

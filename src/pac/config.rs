@@ -338,12 +338,24 @@ pub struct TerminateConfig {
     /// DNS servers offered (RFC 1877).
     #[serde(default)]
     pub dns: Vec<Ipv4Addr>,
-    /// Accepted authentication methods (`pap`, `chap-md5`, `mschap-v2`).
+    /// Accepted authentication methods (`pap`, `chap-md5`, `mschap-v1`, `mschap-v2`), in
+    /// order of preference.
     #[serde(default = "default_auth")]
     pub auth: Vec<String>,
-    /// TUN device name; absent: the built-in responder answers.
+    /// MPPE demanded: `none` (default), `40`, `56` or `128`.
+    #[serde(default = "default_mppe")]
+    pub mppe: String,
+    /// Offer MPPC compression.
+    #[serde(default)]
+    pub mppc: bool,
+    /// TUN device name; absent: the built-in responder answers. (TUN delivery is not
+    /// available in this build: validation refuses it.)
     #[serde(default)]
     pub tun: Option<String>,
+}
+
+fn default_mppe() -> String {
+    "none".into()
 }
 
 fn default_auth() -> Vec<String> {
@@ -731,8 +743,52 @@ impl PacConfig {
             );
         }
         if let Some(t) = &self.terminate {
+            let first = u32::from(t.pool_start);
             if t.pool_size == 0 {
                 err("terminate.pool_size".into(), "must be at least 1".into());
+            } else if first.checked_add(u32::from(t.pool_size) - 1).is_none() {
+                err(
+                    "terminate.pool_size".into(),
+                    "the pool runs past 255.255.255.255".into(),
+                );
+            }
+            let pool = first..first.saturating_add(u32::from(t.pool_size));
+            if pool.contains(&u32::from(t.local_ip)) {
+                err(
+                    "terminate.local_ip".into(),
+                    format!("{} is inside the pool", t.local_ip),
+                );
+            }
+            if t.auth.is_empty() {
+                err(
+                    "terminate.auth".into(),
+                    "at least one method is needed (callers must authenticate)".into(),
+                );
+            }
+            if let Err(e) = crate::config::policy::parse_mppe(&t.mppe) {
+                err("terminate.mppe".into(), e.replace("--mppe", "mppe"));
+            }
+            if t.tun.is_some() {
+                err(
+                    "terminate.tun".into(),
+                    "TUN delivery is not available in this build; leave `tun` out to use the built-in responder".into(),
+                );
+            }
+            let users = if t.users.is_absolute() {
+                t.users.clone()
+            } else {
+                src.file
+                    .parent()
+                    .unwrap_or_else(|| Path::new("."))
+                    .join(&t.users)
+            };
+            if let Err(e) = super::terminate::UsersFile::load(&users) {
+                let msg = if e.line == 0 {
+                    format!("users file {}: {}", users.display(), e.message)
+                } else {
+                    format!("users file: {e}")
+                };
+                err("terminate.users".into(), msg);
             }
             for (j, a) in t.auth.iter().enumerate() {
                 if !AUTH_METHODS.contains(&a.as_str()) {

@@ -17,6 +17,7 @@ use super::lineio::LineIo;
 use super::pns::{CallEv, PnsCmd};
 use super::relay::{recv_batch, Relay, RX_BATCH};
 use super::select::{candidates, CallFacts, Decision};
+use super::terminate::LocalCall;
 use super::Shared;
 use crate::io::line::{LineEvent, ModemIo};
 use crate::modem::control::{AnswerMode, ControlConfig, Event as ModemEvent, Framing, HangupCause};
@@ -114,7 +115,45 @@ struct Call {
     connect: Option<(u32, Framing)>,
     info: Option<CallInfo>,
     relay: Option<Relay>,
+    /// Local PPP termination: the session once the line is answered.
+    local: Option<LocalCall>,
+    /// This call terminates locally (no PNS).
+    terminate: bool,
     up_at: Option<Instant>,
+}
+
+/// The `pns` name a locally terminated call shows in `status` and logs.
+pub const LOCAL_PNS: &str = "(local)";
+
+impl Call {
+    /// A call terminated in the PAC: answered at once, PPP starts on CONNECT.
+    fn local(caller: &str, dnis: &str) -> Call {
+        Call {
+            span: tracing::info_span!(
+                "call",
+                pns = LOCAL_PNS,
+                caller = %caller,
+                dnis = %dnis,
+                call_id = tracing::field::Empty,
+                peer_call_id = tracing::field::Empty,
+            ),
+            early: Vec::new(),
+            pns: LOCAL_PNS.into(),
+            pns_addr: Ipv4Addr::UNSPECIFIED,
+            mode: CallMode::IncomingCall,
+            call_id: 0,
+            events: None,
+            cands: Vec::new(),
+            caller: caller.into(),
+            dnis: dnis.into(),
+            connect: None,
+            info: None,
+            relay: None,
+            local: None,
+            terminate: true,
+            up_at: None,
+        }
+    }
 }
 
 fn text(s: &str) -> TextField {
@@ -166,8 +205,20 @@ pub(crate) async fn run<S: ModemIo>(
         let span = call
             .as_ref()
             .map_or_else(tracing::Span::none, |c| c.span.clone());
+        let local_timer = call
+            .as_ref()
+            .and_then(|c| c.local.as_ref())
+            .and_then(|l| l.poll_timeout())
+            .map(Instant::from_std);
+        let terminating = call.as_ref().is_some_and(|c| c.local.is_some());
         let relaying = gre_rx.is_some();
         tokio::select! {
+            () = sleep_until_opt(local_timer) => {
+                if let Some(l) = call.as_mut().and_then(|c| c.local.as_mut()) {
+                    l.handle_timeout(std::time::Instant::now());
+                }
+                local_step(&ctx, &mut line, &mut phase, &mut call).instrument(span).await;
+            }
             ev = line.next() => {
                 match ev {
                     Err(e) => {
@@ -181,7 +232,11 @@ pub(crate) async fn run<S: ModemIo>(
                         return;
                     }
                     Ok(LineEvent::Data(data)) => {
-                        if let Some(c) = call.as_mut() {
+                        if let Some(l) = call.as_mut().and_then(|c| c.local.as_mut()) {
+                            let packets = l.line_in(std::time::Instant::now(), &data);
+                            ctx.stats.to_gre_packets.fetch_add(packets, Ordering::Relaxed);
+                            local_step(&ctx, &mut line, &mut phase, &mut call).instrument(span).await;
+                        } else if let Some(c) = call.as_mut() {
                             match c.relay.as_mut() {
                                 Some(r) => r.line_in(&data, &ctx.stats),
                                 // Answered, tunnel not up yet (ICCN in flight): keep the
@@ -217,7 +272,7 @@ pub(crate) async fn run<S: ModemIo>(
                     }
                 }
             }
-            _ = tick.tick(), if relaying => {
+            _ = tick.tick(), if relaying || terminating => {
                 housekeeping(&ctx, &mut line, &mut phase, &mut call).instrument(span).await;
             }
             _ = stop.changed() => {
@@ -378,6 +433,8 @@ async fn offer(
                     connect: None,
                     info: None,
                     relay: None,
+                    local: None,
+                    terminate: false,
                     up_at: None,
                 });
             }
@@ -426,8 +483,23 @@ async fn modem_event<S: ModemIo>(
                     pns
                 }
                 Decision::Terminate { rule } => {
-                    tracing::warn!(line = %ctx.cfg.id, caller = %clid, ?rule, "call refused: local PPP termination is not available in this build");
-                    refuse(ctx, line, phase, call);
+                    if ctx.shared.terminator.is_none() {
+                        tracing::warn!(line = %ctx.cfg.id, caller = %clid, ?rule, "call refused: no `terminate:` section");
+                        refuse(ctx, line, phase, call);
+                        return;
+                    }
+                    let c = Call::local(&clid, &dnis);
+                    c.span.in_scope(|| {
+                        tracing::info!(line = %ctx.cfg.id, caller = %clid, dnis = %dnis, ?rule, "incoming call: terminating PPP locally");
+                    });
+                    if let Err(e) = line.answer() {
+                        tracing::info!(line = %ctx.cfg.id, error = %e, "cannot answer (caller gone?)");
+                        *phase = Phase::Idle;
+                        return;
+                    }
+                    *call = Some(c);
+                    *phase = Phase::Answering;
+                    set_state(ctx, "answering", line, call.as_ref());
                     return;
                 }
                 Decision::Refuse { rule } => {
@@ -479,6 +551,37 @@ async fn modem_event<S: ModemIo>(
                 return;
             };
             c.connect = Some((speed, framing));
+            if c.terminate {
+                let seed = local_seed(&ctx.cfg.id);
+                let started = ctx
+                    .shared
+                    .terminator
+                    .as_ref()
+                    .and_then(|t| t.start_call(std::time::Instant::now(), seed));
+                match started {
+                    Some(mut l) => {
+                        let early = std::mem::take(&mut c.early);
+                        l.line_in(std::time::Instant::now(), &early);
+                        c.span.in_scope(|| {
+                            tracing::info!(line = %ctx.cfg.id, speed, peer_ip = %l.peer_ip(), "call up: PPP server started");
+                        });
+                        c.local = Some(l);
+                        c.up_at = Some(Instant::now());
+                        ctx.stats.calls.fetch_add(1, Ordering::Relaxed);
+                        *phase = Phase::Up;
+                        set_state(ctx, "up", line, call.as_ref());
+                        flush_local(ctx, line, call).await;
+                    }
+                    None => {
+                        tracing::warn!(line = %ctx.cfg.id, "address pool exhausted: hanging up");
+                        *call = None;
+                        line.hangup();
+                        *phase = Phase::HangingUp;
+                        set_state(ctx, "hanging-up", line, None);
+                    }
+                }
+                return;
+            }
             let ftype = match framing {
                 Framing::Async => FramingType::Async,
                 Framing::Sync => FramingType::Sync,
@@ -695,6 +798,23 @@ async fn housekeeping<S: ModemIo>(
     call: &mut Option<Call>,
 ) {
     let Some(c) = call.as_mut() else { return };
+    if let Some(l) = c.local.as_mut() {
+        let session = ctx
+            .cfg
+            .max_session_s
+            .zip(c.up_at)
+            .is_some_and(|(s, t)| t.elapsed() >= Duration::from_secs(s));
+        if session {
+            tracing::info!(line = %ctx.cfg.id, "session time limit reached: closing PPP");
+            l.close(std::time::Instant::now(), "session time limit");
+            local_step(ctx, line, phase, call).await;
+        } else if let Ok(mut v) = ctx.view.lock() {
+            if let Some(cv) = v.call.as_mut() {
+                cv.up_since_s = c.up_at.map(|t| t.elapsed().as_secs());
+            }
+        }
+        return;
+    }
     let Some(r) = c.relay.as_mut() else { return };
     if let Some(w) = r.wan_update() {
         if let Some(tx) = ctx.shared.pns_tx(&c.pns) {
@@ -736,6 +856,68 @@ async fn housekeeping<S: ModemIo>(
             cv.up_since_s = c.up_at.map(|t| t.elapsed().as_secs());
         }
     }
+}
+
+/// Writes what the local PPP session queued to the line.
+async fn flush_local<S: ModemIo>(ctx: &LineCtx, line: &mut LineIo<S>, call: &mut Option<Call>) {
+    let Some(l) = call.as_mut().and_then(|c| c.local.as_mut()) else {
+        return;
+    };
+    let out = l.take_output();
+    if out.is_empty() {
+        return;
+    }
+    match tokio::time::timeout(Duration::from_millis(250), line.send_data(out)).await {
+        Ok(Ok(())) => {
+            ctx.stats.to_line_packets.fetch_add(1, Ordering::Relaxed);
+            ctx.stats
+                .to_line_bytes
+                .fetch_add(u64::try_from(out.len()).unwrap_or(0), Ordering::Relaxed);
+        }
+        Ok(Err(e)) => tracing::debug!(error = %e, "line write failed"),
+        Err(_) => {
+            ctx.stats.line_write_stalls.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    out.clear();
+}
+
+/// After input or a timer on a local call: write its output; hang up once PPP is down.
+async fn local_step<S: ModemIo>(
+    ctx: &LineCtx,
+    line: &mut LineIo<S>,
+    phase: &mut Phase,
+    call: &mut Option<Call>,
+) {
+    flush_local(ctx, line, call).await;
+    let down = call
+        .as_ref()
+        .and_then(|c| c.local.as_ref())
+        .and_then(|l| l.down_reason().map(|r| r.to_string()));
+    if let Some(reason) = down {
+        tracing::info!(line = %ctx.cfg.id, %reason, "local PPP ended: hanging up");
+        *call = None;
+        line.hangup();
+        *phase = Phase::HangingUp;
+        set_state(ctx, "hanging-up", line, None);
+    }
+}
+
+/// Per-call randomness for the PPP engine (challenges, magic numbers): `RandomState`'s
+/// per-process keys, the line id and the time; different per line and call.
+fn local_seed(line: &str) -> [u8; 32] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut seed = [0u8; 32];
+    for (i, chunk) in seed.chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write(line.as_bytes());
+        h.write_usize(i);
+        if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            h.write_u128(d.as_nanos());
+        }
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    seed
 }
 
 /// The control configuration a PAC line runs: the profile's, with the PAC answering.

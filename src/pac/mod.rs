@@ -37,6 +37,7 @@ mod pns;
 pub mod relay;
 pub mod select;
 pub mod status;
+pub mod terminate;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -69,6 +70,9 @@ pub enum PacError {
     /// I/O (status socket, raw socket).
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The `terminate:` section could not be set up (users file).
+    #[error("terminate: {0}")]
+    Terminate(String),
 }
 
 /// State shared by the PAC's tasks.
@@ -78,6 +82,8 @@ pub(crate) struct Shared {
     routes: Mutex<HashMap<(Ipv4Addr, u16), mpsc::Sender<Bytes>>>,
     pub(crate) gre_tx: mpsc::Sender<GreDatagram>,
     pub(crate) gre_unknown: std::sync::atomic::AtomicU64,
+    /// Local PPP termination, when configured.
+    pub(crate) terminator: Option<Arc<terminate::Terminator>>,
 }
 
 impl Shared {
@@ -164,7 +170,22 @@ impl Pac {
                 stop_rx.clone(),
             )));
         }
+        let terminator = match &c.terminate {
+            Some(t) => {
+                let base = config
+                    .source
+                    .as_ref()
+                    .and_then(|f| f.parent())
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default();
+                Some(Arc::new(
+                    terminate::Terminator::new(t, &base).map_err(PacError::Terminate)?,
+                ))
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared {
+            terminator,
             selector: Selector::new(c),
             pns,
             routes: Mutex::new(HashMap::new()),

@@ -186,7 +186,7 @@ lines:
   - {id: m1, device: /dev/zero, type: modem, profile: softmodem, group: modems}
   - {id: i0, device: /dev/tty, type: isdn, profile: softmodem-isdn, group: isdn}
   - {id: d0, device: /dev/full, type: direct, profile: direct}
-terminate: {users: users.yaml, pool_start: 10.0.0.10, pool_size: 10, local_ip: 10.0.0.1}
+terminate: {users: configs/users.yaml, pool_start: 10.0.0.10, pool_size: 10, local_ip: 10.0.0.1}
 rules:
   - name: internet callers on the ISP number
     match: {dnis: ["5550100"]}
