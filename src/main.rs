@@ -85,10 +85,16 @@ fn main() -> anyhow::Result<()> {
     if let Command::Pac(a) = &cli.command {
         pptp_nas::pac::cli::init_logging(a.log_format);
     }
+    // The lab prints its own stages; its components log warnings only (RUST_LOG overrides).
+    let default_filter = if matches!(cli.command, Command::Lab(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .try_init();

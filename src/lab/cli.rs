@@ -1,12 +1,14 @@
-//! The `pptp-nas lab` command line: flags, progress output, summary, exit code.
+//! The `pptp-nas lab` command line: flags, progress output, summary, exit codes
+//! ([`EXIT_OK`], [`EXIT_FAILED`], [`EXIT_USAGE`], [`EXIT_SETUP`]).
 
 use std::io::Write as _;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::{run, LabOptions};
+use super::{run, LabOptions, Output, MAX_CLIENTS};
 use crate::config::policy::{parse_auth, parse_mppc, parse_mppe};
+use crate::ppp::lcp::AuthMethod;
 
 /// Flags of `pptp-nas lab`.
 #[derive(Debug, Clone, Args)]
@@ -32,8 +34,8 @@ pub struct LabArgs {
     /// MPPC compression: on or off.
     #[arg(long, default_value = "on")]
     pub mppc: String,
-    /// Seconds of bulk traffic in the throughput run (simulated time).
-    #[arg(long, default_value_t = 5.0)]
+    /// Seconds of bulk traffic in the throughput run (0: none).
+    #[arg(long, default_value_t = 3.0)]
     pub duration: f64,
     /// Pings per client.
     #[arg(long, default_value_t = 5)]
@@ -45,10 +47,12 @@ pub struct LabArgs {
     /// password): a wrong one shows authentication failures and, from the fifth, the lockout.
     #[arg(long)]
     pub password: Option<String>,
-    /// Print exactly one JSON object on stdout instead of the stages and the table.
+    /// Print exactly one JSON object on stdout instead of the stages and the table (the
+    /// stages go to stderr).
     #[arg(long)]
     pub json: bool,
-    /// Use raw GRE sockets between PAC and PNS (needs root; not available yet).
+    /// Raw GRE sockets (IP protocol 47) between the PAC and the PNS on two loopback addresses,
+    /// instead of the in-process transport (needs root or CAP_NET_RAW).
     #[arg(long)]
     pub raw_gre: bool,
 }
@@ -59,6 +63,8 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
 /// Exit code: bad flags.
 pub const EXIT_USAGE: i32 = 2;
+/// Exit code: the lab could not be set up (ptys, sockets, raw GRE without root).
+pub const EXIT_SETUP: i32 = 3;
 
 /// Turns the flags into [`LabOptions`].
 pub fn options(a: &LabArgs) -> Result<LabOptions, String> {
@@ -68,20 +74,20 @@ pub fn options(a: &LabArgs) -> Result<LabOptions, String> {
     if !(0.0..=1.0).contains(&a.ber) {
         return Err("--ber must be between 0 and 1".to_string());
     }
-    if a.clients == 0 || a.clients > 1000 {
-        return Err("--clients must be between 1 and 1000".to_string());
+    if a.clients == 0 || a.clients > MAX_CLIENTS {
+        return Err(format!("--clients must be between 1 and {MAX_CLIENTS}"));
+    }
+    if mppe_bits.is_some() && !matches!(auth, AuthMethod::MsChapV1 | AuthMethod::MsChapV2) {
+        return Err(format!(
+            "--mppe {} needs keys from MS-CHAP: use --auth mschap or mschapv2, or --mppe none",
+            a.mppe
+        ));
     }
     if a.speed < 300 {
         return Err("--speed must be at least 300 bit/s".to_string());
     }
     if !(a.duration.is_finite() && (0.0..=3600.0).contains(&a.duration)) {
         return Err("--duration must be between 0 and 3600 seconds".to_string());
-    }
-    if a.raw_gre {
-        return Err(
-            "--raw-gre is not implemented yet: the lab uses its in-process GRE transport"
-                .to_string(),
-        );
     }
     Ok(LabOptions {
         clients: a.clients,
@@ -101,6 +107,7 @@ pub fn options(a: &LabArgs) -> Result<LabOptions, String> {
             .password
             .clone()
             .unwrap_or_else(|| LabOptions::default().client_password),
+        raw_gre: a.raw_gre,
     })
 }
 
@@ -114,29 +121,30 @@ pub fn main(a: &LabArgs) -> i32 {
         }
     };
     let json = a.json;
-    let progress: Box<dyn FnMut(&str)> = if json {
-        Box::new(|_| {})
-    } else {
-        Box::new(|line| {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-        })
+    // Stages go to stdout, or to stderr with --json (stdout holds only the JSON object).
+    let out = Output {
+        line: if json {
+            Box::new(|line: &str| eprintln!("{line}"))
+        } else {
+            Box::new(|line: &str| {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            })
+        },
+        bar: true,
     };
-    let wall = std::time::Instant::now();
-    let report = run(opts, progress);
+    let report = run(opts, out);
     let mut out = std::io::stdout().lock();
     if json {
         let _ = writeln!(out, "{}", report.to_json());
     } else {
         let _ = writeln!(out);
         let _ = writeln!(out, "{}", report.table());
-        let _ = writeln!(
-            out,
-            "(wall clock {:.2} s; times, RTTs and kbit/s are on the simulated line's clock)",
-            wall.elapsed().as_secs_f64()
-        );
     }
-    if report.ok {
+    if report.setup_error.is_some() {
+        EXIT_SETUP
+    } else if report.ok {
         EXIT_OK
     } else {
         EXIT_FAILED

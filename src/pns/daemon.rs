@@ -7,6 +7,12 @@
 //! raw GRE socket and hands each packet to the connection that owns (peer address, Call ID);
 //! GRE from any other peer or for any other Call ID is dropped and counted. With `--responder`
 //! the caller's ICMP echo and UDP echo/discard packets are answered by [`Responder`].
+//!
+//! Embedding (what `pptp-nas lab` does): [`serve`] takes an already bound listener (e.g. an
+//! ephemeral `127.0.0.1:0` port whose number the caller reads first), a GRE transport
+//! ([`PnsGre::Raw`] or [`PnsGre::Channel`], the far end of [`crate::pac::gre::pair`]) and a
+//! [`PnsMonitor`] whose counters and event channel show what the daemon does. [`run`] is what
+//! `pptp-nas pns` calls: it binds the listen address and a raw GRE socket and serves.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -22,12 +28,14 @@ use tracing::Instrument;
 
 use crate::config::policy::{apply_ccp, parse_auth, parse_mppc, parse_mppe, parse_user};
 use crate::io::gre_transport::{GreTransport, RawGreSocket, RecvBatch};
+use crate::pac::gre::{GreChannel, GreDatagram};
 use crate::pns::session::Session;
 use crate::pns::throttle::{ThrottleConfig, ThrottleHandle};
 use crate::ppp::auth::{AuthFailure, StaticCredentials};
 use crate::ppp::engine::{DownReason, Event as PppEvent, Policy};
 use crate::ppp::ipcp::IpcpConfig;
 use crate::ppp::lcp::AuthMethod;
+use crate::ppp::packet::MppeBits;
 use crate::pptp::control::{Config, Connection, DialResult, Event, Open, Role};
 use crate::pptp::gre::{GreRepr, SeqNumber};
 use crate::pptp::message::{CauseCode, StopReason};
@@ -184,6 +192,189 @@ pub struct PnsCounters {
     pub gre_dropped: AtomicU64,
     /// GRE packets delivered to calls.
     pub gre_delivered: AtomicU64,
+    /// Control connections accepted.
+    pub connections: AtomicU64,
+    /// Calls accepted (ICRQ answered with ICRP, or OCRQ with OCRP).
+    pub calls_accepted: AtomicU64,
+    /// Calls that came up (ICCN received or OCRP sent) and got a PPP server.
+    pub calls_up: AtomicU64,
+    /// Calls ended.
+    pub calls_ended: AtomicU64,
+    /// Successful authentications.
+    pub auth_ok: AtomicU64,
+    /// Failed authentications.
+    pub auth_failed: AtomicU64,
+    /// Lockouts started by the authentication throttle (per user and per source).
+    pub auth_lockouts: AtomicU64,
+    /// Authentications refused without a password check because of a lockout.
+    pub auth_refused_locked: AtomicU64,
+    /// ICMP echo requests answered by the responder (counted when the call ends).
+    pub icmp_echo: AtomicU64,
+    /// UDP echo datagrams answered (counted when the call ends).
+    pub udp_echo: AtomicU64,
+    /// Octets taken by the discard service (counted when the call ends).
+    pub discard_octets: AtomicU64,
+    /// IPv4 packets received from callers (counted when the call ends).
+    pub ip_rx_packets: AtomicU64,
+    /// IPv4 packets sent to callers (counted when the call ends).
+    pub ip_tx_packets: AtomicU64,
+}
+
+/// Something the daemon did, for an embedding program (the lab prints these as stages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PnsEvent {
+    /// A control connection was established (SCCRQ answered).
+    ControlUp {
+        /// The PAC's (or client's) address.
+        peer: Ipv4Addr,
+    },
+    /// An Incoming-Call-Request arrived and was accepted (ICRP sent).
+    IncomingCall {
+        /// Our Call ID.
+        call_id: u16,
+        /// The caller's number from the ICRQ.
+        caller: String,
+    },
+    /// An Outgoing-Call-Request arrived and was answered (OCRP sent).
+    OutgoingCall {
+        /// Our Call ID.
+        call_id: u16,
+    },
+    /// The call is up (ICCN received / OCRP sent); the PPP server started.
+    CallUp {
+        /// Our Call ID.
+        call_id: u16,
+        /// The address the caller gets.
+        address: Ipv4Addr,
+    },
+    /// LCP opened.
+    LcpUp {
+        /// Our Call ID.
+        call_id: u16,
+        /// The authentication protocol the link agreed on.
+        auth: Option<AuthMethod>,
+    },
+    /// The caller authenticated.
+    Authenticated {
+        /// Our Call ID.
+        call_id: u16,
+        /// The user name.
+        user: String,
+    },
+    /// CCP opened.
+    CcpUp {
+        /// Our Call ID.
+        call_id: u16,
+        /// MPPE key length (0: none).
+        mppe_bits: u16,
+        /// Stateless MPPE.
+        stateless: bool,
+        /// MPPC.
+        mppc: bool,
+    },
+    /// IPCP opened.
+    IpUp {
+        /// Our Call ID.
+        call_id: u16,
+        /// Our address.
+        local: Ipv4Addr,
+        /// The caller's address.
+        peer: Ipv4Addr,
+    },
+    /// PPP went down (the call is cleared shortly after).
+    PppDown {
+        /// Our Call ID.
+        call_id: u16,
+        /// Why.
+        reason: String,
+        /// Authentication failed.
+        auth_failed: bool,
+    },
+    /// The call ended (CDN sent or received).
+    CallDown {
+        /// Our Call ID.
+        call_id: u16,
+        /// How it ended.
+        end: String,
+    },
+    /// A control connection ended.
+    ControlClosed {
+        /// The peer.
+        peer: Ipv4Addr,
+    },
+}
+
+/// What an embedding program watches: live counters and, optionally, an event stream.
+#[derive(Debug, Clone, Default)]
+pub struct PnsMonitor {
+    /// Counters, updated as the daemon runs.
+    pub counters: Arc<PnsCounters>,
+    /// Where events go (none: not reported).
+    pub events: Option<mpsc::UnboundedSender<PnsEvent>>,
+}
+
+impl PnsMonitor {
+    fn emit(&self, ev: PnsEvent) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(ev);
+        }
+    }
+}
+
+/// The GRE transport the daemon uses.
+#[derive(Debug)]
+pub enum PnsGre {
+    /// A raw IPv4 protocol-47 socket (root or CAP_NET_RAW).
+    Raw(RawGreSocket),
+    /// In process: the far end of [`crate::pac::gre::pair`] whose other end a
+    /// [`crate::pac::Pac`] holds. Packets received are taken to come from `peer` (the PAC's
+    /// address on the control connection); packets sent carry `local` (the address the PAC
+    /// knows this server by).
+    Channel {
+        /// The channel.
+        channel: GreChannel,
+        /// Our address as the PAC knows it.
+        local: Ipv4Addr,
+        /// The PAC's address as the control connection shows it.
+        peer: Ipv4Addr,
+    },
+}
+
+/// The sending half of the GRE transport.
+#[derive(Debug)]
+enum GreOut {
+    Raw(Arc<RawGreSocket>),
+    Channel {
+        tx: mpsc::Sender<GreDatagram>,
+        local: Ipv4Addr,
+    },
+}
+
+impl GreOut {
+    async fn send_to(&self, peer: Ipv4Addr, pkt: &[u8]) -> std::io::Result<()> {
+        match self {
+            GreOut::Raw(s) => s.send_to(peer, pkt).await,
+            // A full queue drops the packet, as a full socket buffer would.
+            GreOut::Channel { tx, local } => {
+                let _ = tx.try_send(GreDatagram {
+                    peer: *local,
+                    local: peer,
+                    packet: bytes::Bytes::copy_from_slice(pkt),
+                });
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The receiving half of the GRE transport.
+enum GreSource {
+    Raw(Arc<RawGreSocket>),
+    Channel {
+        rx: mpsc::Receiver<GreDatagram>,
+        peer: Ipv4Addr,
+    },
 }
 
 struct Shared {
@@ -193,21 +384,63 @@ struct Shared {
     throttle: ThrottleHandle,
     pool: Mutex<Pool>,
     routes: Routes,
-    gre: Arc<RawGreSocket>,
-    counters: PnsCounters,
+    gre: GreOut,
+    counters: Arc<PnsCounters>,
+    monitor: PnsMonitor,
 }
 
 /// Runs the daemon until `stop` turns true; then every control connection is stopped
-/// (Stop-Control-Connection-Request) and the function returns.
-pub async fn run(opts: PnsOptions, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+/// (Stop-Control-Connection-Request) and the function returns. Binds `opts.listen` and a raw
+/// GRE socket on its address.
+pub async fn run(opts: PnsOptions, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(opts.listen).await?;
     let local_ip = match opts.listen {
         SocketAddr::V4(a) => *a.ip(),
         SocketAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
     };
-    let gre = Arc::new(RawGreSocket::bind(local_ip, false).map_err(|e| {
+    let gre = RawGreSocket::bind(local_ip, false).map_err(|e| {
         anyhow::anyhow!("raw GRE socket on {local_ip}: {e} (needs root or CAP_NET_RAW)")
-    })?);
+    })?;
+    serve(
+        opts,
+        listener,
+        PnsGre::Raw(gre),
+        PnsMonitor::default(),
+        stop,
+    )
+    .await
+}
+
+/// Serves control connections from `listener` (`opts.listen` is not used) and GRE on `gre`
+/// until `stop` turns true, reporting through `monitor`; then every control connection is
+/// stopped (Stop-Control-Connection-Request) and the function returns.
+pub async fn serve(
+    opts: PnsOptions,
+    listener: TcpListener,
+    gre: PnsGre,
+    monitor: PnsMonitor,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let (gre_out, gre_in) = match gre {
+        PnsGre::Raw(s) => {
+            let s = Arc::new(s);
+            (GreOut::Raw(s.clone()), GreSource::Raw(s))
+        }
+        PnsGre::Channel {
+            channel,
+            local,
+            peer,
+        } => (
+            GreOut::Channel {
+                tx: channel.tx,
+                local,
+            },
+            GreSource::Channel {
+                rx: channel.rx,
+                peer,
+            },
+        ),
+    };
     let mut store = StaticCredentials::new();
     for (u, p) in &opts.users {
         store = store.with_password(u, p);
@@ -222,12 +455,13 @@ pub async fn run(opts: PnsOptions, mut stop: watch::Receiver<bool>) -> anyhow::R
             used: Default::default(),
         }),
         routes: Arc::new(Mutex::new(HashMap::new())),
-        gre,
-        counters: PnsCounters::default(),
+        gre: gre_out,
+        counters: monitor.counters.clone(),
+        monitor,
         opts,
     });
     tracing::info!(listen = %listener.local_addr()?, "pns listening");
-    let gre_task = tokio::spawn(gre_reader(shared.clone()));
+    let gre_task = tokio::spawn(gre_reader(shared.clone(), gre_in));
     let mut conns = tokio::task::JoinSet::new();
     let mut n: u64 = 0;
     loop {
@@ -235,6 +469,7 @@ pub async fn run(opts: PnsOptions, mut stop: watch::Receiver<bool>) -> anyhow::R
             r = listener.accept() => match r {
                 Ok((tcp, peer)) => {
                     n += 1;
+                    shared.counters.connections.fetch_add(1, Ordering::Relaxed);
                     let span = tracing::info_span!("conn", id = n, peer = %peer);
                     conns.spawn(connection(shared.clone(), tcp, peer, stop.clone()).instrument(span));
                 }
@@ -257,41 +492,54 @@ pub async fn run(opts: PnsOptions, mut stop: watch::Receiver<bool>) -> anyhow::R
     Ok(())
 }
 
-async fn gre_reader(shared: Arc<Shared>) {
-    let mut batch = RecvBatch::new(64);
-    loop {
-        if let Err(e) = shared.gre.recv_batch(&mut batch).await {
-            tracing::warn!(error = %e, "GRE receive failed");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
+async fn gre_reader(shared: Arc<Shared>, input: GreSource) {
+    match input {
+        GreSource::Raw(sock) => {
+            let mut batch = RecvBatch::new(64);
+            loop {
+                if let Err(e) = sock.recv_batch(&mut batch).await {
+                    tracing::warn!(error = %e, "GRE receive failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                for (src, pkt) in batch.iter() {
+                    deliver_gre(&shared, src, pkt);
+                }
+            }
         }
-        for (src, pkt) in batch.iter() {
-            let Ok((gre, payload)) = GreRepr::parse_bytes(pkt) else {
-                shared.counters.gre_dropped.fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            let route = shared
-                .routes
-                .lock()
-                .ok()
-                .and_then(|r| r.get(&(src, gre.call_id)).cloned());
-            // Only GRE from an established peer and one of its call IDs is accepted.
-            let delivered = route.is_some_and(|tx| {
-                tx.try_send(GreIn {
-                    call_id: gre.call_id,
-                    seq: gre.seq.map(|s| s.0),
-                    payload: payload.to_vec(),
-                })
-                .is_ok()
-            });
-            let c = if delivered {
-                &shared.counters.gre_delivered
-            } else {
-                &shared.counters.gre_dropped
-            };
-            c.fetch_add(1, Ordering::Relaxed);
+        GreSource::Channel { mut rx, peer } => {
+            while let Some(d) = rx.recv().await {
+                deliver_gre(&shared, peer, &d.packet);
+            }
         }
     }
+}
+
+fn deliver_gre(shared: &Shared, src: Ipv4Addr, pkt: &[u8]) {
+    let Ok((gre, payload)) = GreRepr::parse_bytes(pkt) else {
+        shared.counters.gre_dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let route = shared
+        .routes
+        .lock()
+        .ok()
+        .and_then(|r| r.get(&(src, gre.call_id)).cloned());
+    // Only GRE from an established peer and one of its call IDs is accepted.
+    let delivered = route.is_some_and(|tx| {
+        tx.try_send(GreIn {
+            call_id: gre.call_id,
+            seq: gre.seq.map(|s| s.0),
+            payload: payload.to_vec(),
+        })
+        .is_ok()
+    });
+    let c = if delivered {
+        &shared.counters.gre_delivered
+    } else {
+        &shared.counters.gre_dropped
+    };
+    c.fetch_add(1, Ordering::Relaxed);
 }
 
 struct Call {
@@ -363,14 +611,35 @@ async fn connection(
         let mut closed = false;
         while let Some(ev) = ctrl.poll_event() {
             match ev {
-                Event::Established(info) => tracing::info!(?info, "control connection established"),
+                Event::Established(info) => {
+                    tracing::info!(?info, "control connection established");
+                    shared.monitor.emit(PnsEvent::ControlUp { peer: peer_ip });
+                }
                 Event::IncomingCallRequested { call_id, request } => {
                     tracing::info!(call_id, peer_call = request.call_id, "ICRQ, accepting");
-                    let _ = ctrl.accept_call(now, call_id);
+                    if ctrl.accept_call(now, call_id).is_ok() {
+                        shared
+                            .counters
+                            .calls_accepted
+                            .fetch_add(1, Ordering::Relaxed);
+                        shared.monitor.emit(PnsEvent::IncomingCall {
+                            call_id,
+                            caller: request.dialing_number.to_string_lossy().into_owned(),
+                        });
+                    }
                 }
                 Event::OutgoingCallRequested { call_id, request } => {
                     tracing::info!(call_id, peer_call = request.call_id, "OCRQ, connecting");
-                    let _ = ctrl.dial_result(now, call_id, DialResult::connected(10_000_000));
+                    if ctrl
+                        .dial_result(now, call_id, DialResult::connected(10_000_000))
+                        .is_ok()
+                    {
+                        shared
+                            .counters
+                            .calls_accepted
+                            .fetch_add(1, Ordering::Relaxed);
+                        shared.monitor.emit(PnsEvent::OutgoingCall { call_id });
+                    }
                 }
                 Event::CallUp(info) => {
                     let span = tracing::info_span!("call", call_id = info.call_id);
@@ -394,6 +663,11 @@ async fn connection(
                         r.insert((peer_ip, info.call_id), gre_tx.clone());
                     }
                     tracing::info!(parent: &span, peer_call = info.peer_call_id, %ip, "call up, PPP server started");
+                    shared.counters.calls_up.fetch_add(1, Ordering::Relaxed);
+                    shared.monitor.emit(PnsEvent::CallUp {
+                        call_id: info.call_id,
+                        address: ip,
+                    });
                     calls.insert(
                         info.call_id,
                         Call {
@@ -414,10 +688,17 @@ async fn connection(
                         c.session.lower_down(now);
                         end_call(&shared, peer_ip, call_id, &mut c);
                         tracing::info!(parent: &c.span, ?end, "call down");
+                        shared.monitor.emit(PnsEvent::CallDown {
+                            call_id,
+                            end: format!("{end:?}"),
+                        });
                     }
                 }
                 Event::Closed(reason) => {
                     tracing::info!(?reason, "control connection closed");
+                    shared
+                        .monitor
+                        .emit(PnsEvent::ControlClosed { peer: peer_ip });
                     closed = true;
                 }
                 _ => {}
@@ -493,6 +774,10 @@ async fn connection(
     for (call_id, mut c) in calls.drain() {
         c.session.lower_down(Instant::now());
         end_call(&shared, peer_ip, call_id, &mut c);
+        shared.monitor.emit(PnsEvent::CallDown {
+            call_id,
+            end: "control connection ended".to_string(),
+        });
     }
     let _ = tcp.shutdown().await;
     tracing::info!("control connection ended");
@@ -508,7 +793,16 @@ fn end_call(shared: &Shared, peer_ip: Ipv4Addr, call_id: u16, c: &mut Call) {
         }
     }
     let st = c.session.stats();
-    tracing::info!(parent: &c.span, rx = st.rx_packets, tx = st.tx_packets, echo = c.responder.stats().icmp_echo, "call counters");
+    let rs = c.responder.stats();
+    let k = &shared.counters;
+    k.calls_ended.fetch_add(1, Ordering::Relaxed);
+    k.icmp_echo.fetch_add(rs.icmp_echo, Ordering::Relaxed);
+    k.udp_echo.fetch_add(rs.udp_echo, Ordering::Relaxed);
+    k.discard_octets
+        .fetch_add(rs.discard_octets, Ordering::Relaxed);
+    k.ip_rx_packets.fetch_add(st.rx_packets, Ordering::Relaxed);
+    k.ip_tx_packets.fetch_add(st.tx_packets, Ordering::Relaxed);
+    tracing::info!(parent: &c.span, rx = st.rx_packets, tx = st.tx_packets, echo = rs.icmp_echo, "call counters");
 }
 
 fn handle_gre(shared: &Shared, calls: &mut HashMap<u16, Call>, g: GreIn, now: Instant) {
@@ -547,19 +841,56 @@ async fn pump_call(shared: &Shared, peer_ip: Ipv4Addr, call_id: u16, c: &mut Cal
     }
     while let Some(ev) = c.session.poll_event() {
         match ev {
+            PppEvent::LinkUp(l) => {
+                shared.monitor.emit(PnsEvent::LcpUp {
+                    call_id,
+                    auth: l.auth_peer,
+                });
+            }
             PppEvent::Authenticated { user } => {
                 shared
                     .throttle
                     .record(now, &user, &peer_ip.to_string(), true);
-                tracing::info!(parent: &c.span, user = %String::from_utf8_lossy(&user), "authenticated");
+                let user = String::from_utf8_lossy(&user).into_owned();
+                tracing::info!(parent: &c.span, user = %user, "authenticated");
+                shared.counters.auth_ok.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .monitor
+                    .emit(PnsEvent::Authenticated { call_id, user });
+            }
+            PppEvent::CcpUp(r) => {
+                shared.monitor.emit(PnsEvent::CcpUp {
+                    call_id,
+                    mppe_bits: r.key_bits().unwrap_or(0),
+                    stateless: r.tx.contains(MppeBits::H_STATELESS),
+                    mppc: r.tx.contains(MppeBits::MPPC) || r.rx.contains(MppeBits::MPPC),
+                });
+            }
+            PppEvent::IpUp(r) => {
+                shared.monitor.emit(PnsEvent::IpUp {
+                    call_id,
+                    local: r.local,
+                    peer: r.peer,
+                });
             }
             PppEvent::LinkDown(reason) => {
+                let auth_failed = matches!(reason, DownReason::AuthFailed(_));
                 if let DownReason::AuthFailed(f) = &reason {
                     let user = failure_user(f);
                     shared
                         .throttle
                         .record(now, user.as_bytes(), &peer_ip.to_string(), false);
+                    let k = &shared.counters;
+                    k.auth_failed.fetch_add(1, Ordering::Relaxed);
+                    let (lockouts, refused) = shared.throttle.counters();
+                    k.auth_lockouts.store(lockouts, Ordering::Relaxed);
+                    k.auth_refused_locked.store(refused, Ordering::Relaxed);
                 }
+                shared.monitor.emit(PnsEvent::PppDown {
+                    call_id,
+                    reason: reason.to_string(),
+                    auth_failed,
+                });
                 tracing::info!(parent: &c.span, %reason, "PPP down");
                 // Clear the call a moment later, once the Terminate is through.
                 c.clear_at = Some(now + Duration::from_millis(500));
@@ -567,5 +898,4 @@ async fn pump_call(shared: &Shared, peer_ip: Ipv4Addr, call_id: u16, c: &mut Cal
             other => tracing::debug!(parent: &c.span, ?other, "ppp"),
         }
     }
-    let _ = call_id;
 }
