@@ -165,7 +165,15 @@ pub async fn run(
 
     // ---- PPP ----
     let mut session = Session::new(plan.policy.clone(), None, plan.seed);
-    let mut dec = Decoder::new(DecoderConfig::default());
+    // We ask for ACCM 0 and take unescaped control characters from the start: the PAC frames
+    // with our ACCM as soon as it sees the PNS ack our request, which can be before our own
+    // LCP is Opened (when the PNS's first Configure-Request was lost). A receiver deleting
+    // them until Opened would drop every later Configure-Request and never open.
+    let rx_accm = plan.policy.lcp.accm.unwrap_or(crate::hdlc::DEFAULT_ACCM);
+    let mut dec = Decoder::new(DecoderConfig {
+        accm: rx_accm,
+        ..DecoderConfig::default()
+    });
     let mut enc = Encoder::new(EncoderConfig::default());
     let mut step = Step::Negotiating;
     let mut pinger: Option<Pinger> = None;
@@ -412,6 +420,7 @@ pub async fn run(
                 let back = fence.as_ref().is_some_and(|f| f.stats().received > 0);
                 if back || now >= deadline_step {
                     let octets = bulk.as_ref().map_or(0, BulkStream::sent_octets);
+                    report.bulk_octets = octets;
                     report.throughput_kbps =
                         kbps(octets, now.saturating_duration_since(bulk_start));
                     report.compression_ratio = session.stats().compression_ratio();

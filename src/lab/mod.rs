@@ -171,6 +171,8 @@ pub struct ClientReport {
     pub throughput_kbps: f64,
     /// MPPC ratio on the client's transmit path (plain / wire octets).
     pub compression_ratio: f64,
+    /// IP octets the bulk stream sent.
+    pub bulk_octets: u64,
     /// Time from dialling to IPCP open.
     pub setup_time: Option<Duration>,
     /// What went wrong.

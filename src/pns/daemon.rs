@@ -839,6 +839,19 @@ async fn pump_call(shared: &Shared, peer_ip: Ipv4Addr, call_id: u16, c: &mut Cal
             tracing::debug!(parent: &c.span, error = %e, "GRE send failed");
         }
     }
+    // Nothing went out that could carry the acknowledgment: send it on its own (RFC 2637
+    // section 4.4, acknowledgment-only GRE packets), or the peer's send window closes while
+    // it streams to us (a bulk upload to the discard service gets no replies).
+    if c.ack_pending {
+        c.ack_pending = false;
+        if let Some(a) = c.last_rx_seq.take() {
+            out.clear();
+            GreRepr::ack_only(c.peer_call_id, SeqNumber(a)).emit_with_payload(&[], &mut out);
+            if let Err(e) = shared.gre.send_to(peer_ip, &out).await {
+                tracing::debug!(parent: &c.span, error = %e, "GRE ack send failed");
+            }
+        }
+    }
     while let Some(ev) = c.session.poll_event() {
         match ev {
             PppEvent::LinkUp(l) => {
