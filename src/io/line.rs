@@ -75,6 +75,8 @@ pub enum LineEvent {
 
 const NO_CARRIER: &[u8] = b"\r\nNO CARRIER\r\n";
 const DCD_POLL: Duration = Duration::from_millis(200);
+/// Size of one line read.
+const READ_BUF: usize = 16 * 1024;
 
 /// A modem on a line, driven by [`ModemControl`] (see the module documentation).
 #[derive(Debug)]
@@ -104,7 +106,9 @@ impl<S: ModemIo> ModemLine<S> {
             dcd_seen: false,
             nc_match: 0,
             skip_lf: false,
-            buf: vec![0u8; 2048].into_boxed_slice(),
+            // Large reads: at line rates a read returns whatever the tty holds, and every read
+            // costs a wake-up, a select and a copy; 16 KiB takes several full frames at once.
+            buf: vec![0u8; READ_BUF].into_boxed_slice(),
         }
     }
 

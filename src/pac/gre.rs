@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
-use crate::pptp::Ipv4Header;
+use crate::io::gre_transport::{GreTransport, RawGreSocket, RecvBatch};
 
 /// One GRE packet and the address at the other end (destination when sending, source when
 /// received).
@@ -49,92 +49,85 @@ pub fn pair(capacity: usize) -> (GreChannel, GreChannel) {
     )
 }
 
+/// Packets handed to `sendmmsg(2)` at most per call, and received per `recvmmsg(2)`.
+const BATCH: usize = 64;
+/// Size of the buffer received packets are carved from.
+const RX_POOL: usize = 256 * 1024;
+
 /// Opens a raw IPv4 GRE socket bound to `local` (or any address) and returns the channel the
 /// PAC uses. Received packets whose source is not in `peers` are dropped (a raw socket sees
 /// every GRE packet for the host). Needs CAP_NET_RAW. The two relay tasks end when the
 /// channel's other halves are dropped.
+///
+/// Both directions are batched ([`RawGreSocket`]): the sender takes every packet queued (up
+/// to 64) and hands them to one `sendmmsg(2)`; the receiver takes every datagram ready with
+/// one `recvmmsg(2)` and carves the packets out of a large buffer (a reference count per
+/// packet, no allocation).
 pub fn raw(local: Option<Ipv4Addr>, peers: Vec<Ipv4Addr>) -> io::Result<GreChannel> {
-    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-    let sock = Socket::new(
-        Domain::IPV4,
-        Type::RAW,
-        Some(Protocol::from(i32::from(crate::pptp::gre::IP_PROTOCOL_GRE))),
-    )?;
-    sock.set_nonblocking(true)?;
-    if let Some(a) = local {
-        sock.bind(&SockAddr::from(std::net::SocketAddrV4::new(a, 0)))?;
-    }
-    let _ = sock.set_recv_buffer_size(4 << 20);
-    let _ = sock.set_send_buffer_size(4 << 20);
-    // `AsyncFd::new` is deprecated for types that might close their fd while registered; a
-    // `socket2::Socket` owns its fd and keeps it until it is dropped together with the AsyncFd.
-    #[allow(deprecated)]
-    let fd = std::sync::Arc::new(tokio::io::unix::AsyncFd::new(sock)?);
+    let sock = std::sync::Arc::new(RawGreSocket::bind(
+        local.unwrap_or(Ipv4Addr::UNSPECIFIED),
+        true,
+    )?);
     let (out_tx, mut out_rx) = mpsc::channel::<GreDatagram>(1024);
     let (in_tx, in_rx) = mpsc::channel::<GreDatagram>(1024);
-    let send_fd = fd.clone();
+    let send_sock = sock.clone();
     tokio::spawn(async move {
-        while let Some(d) = out_rx.recv().await {
-            let to = SockAddr::from(std::net::SocketAddrV4::new(d.peer, 0));
-            loop {
-                let Ok(mut guard) = send_fd.writable().await else {
-                    return;
-                };
-                match guard.try_io(|s| s.get_ref().send_to(&d.packet, &to)) {
-                    Ok(Ok(_)) => break,
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, peer = %d.peer, "gre send failed");
-                        break;
-                    }
-                    Err(_would_block) => continue,
+        let mut queue: Vec<GreDatagram> = Vec::with_capacity(BATCH);
+        loop {
+            match out_rx.recv().await {
+                Some(d) => queue.push(d),
+                None => return,
+            }
+            while queue.len() < BATCH {
+                match out_rx.try_recv() {
+                    Ok(d) => queue.push(d),
+                    Err(_) => break,
                 }
             }
+            let mut done = 0;
+            while done < queue.len() {
+                let rest = queue.get(done..).unwrap_or_default();
+                let batch: Vec<(Ipv4Addr, &[u8])> =
+                    rest.iter().map(|d| (d.peer, &d.packet[..])).collect();
+                match send_sock.send_batch(&batch).await {
+                    Ok(0) => break,
+                    Ok(n) => done += n,
+                    Err(e) => {
+                        // The first packet failed (e.g. no route): skip it, send the rest.
+                        tracing::debug!(error = %e, peer = %queue.get(done).map_or(Ipv4Addr::UNSPECIFIED, |d| d.peer), "gre send failed");
+                        done += 1;
+                    }
+                }
+            }
+            queue.clear();
         }
     });
     tokio::spawn(async move {
-        let mut pool = BytesMut::with_capacity(256 * 1024);
+        let mut batch = RecvBatch::new(BATCH);
+        let mut pool = BytesMut::with_capacity(RX_POOL);
+        let me = sock.local_addr();
         loop {
-            if pool.capacity() < 4096 {
-                pool = BytesMut::with_capacity(256 * 1024);
-            }
-            pool.resize(pool.capacity().min(65_536), 0);
-            let Ok(mut guard) = fd.readable().await else {
-                return;
-            };
-            let n = match guard.try_io(|s| {
-                use std::io::Read;
-                let mut r: &Socket = s.get_ref();
-                r.read(&mut pool)
-            }) {
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "gre receive failed");
-                    pool.clear();
-                    continue;
-                }
-                Err(_would_block) => {
-                    pool.clear();
-                    continue;
-                }
-            };
-            pool.truncate(n);
-            let mut pkt = pool.split();
-            let Ok((ip, rest)) = Ipv4Header::parse(&pkt) else {
-                continue;
-            };
-            if !peers.contains(&ip.src) || local.is_some_and(|l| l != ip.dst) {
+            if let Err(e) = sock.recv_batch(&mut batch).await {
+                tracing::debug!(error = %e, "gre receive failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 continue;
             }
-            let header = n - rest.len();
-            let (src, dst) = (ip.src, ip.dst);
-            let _ = pkt.split_to(header);
-            let d = GreDatagram {
-                peer: src,
-                local: dst,
-                packet: pkt.freeze(),
-            };
-            if in_tx.send(d).await.is_err() {
-                return;
+            for (src, gre) in batch.iter() {
+                if !peers.contains(&src) {
+                    continue;
+                }
+                if pool.capacity() - pool.len() < gre.len() {
+                    pool = BytesMut::with_capacity(RX_POOL.max(gre.len()));
+                }
+                pool.extend_from_slice(gre);
+                let d = GreDatagram {
+                    peer: src,
+                    local: me,
+                    packet: pool.split().freeze(),
+                };
+                if in_tx.send(d).await.is_err() {
+                    return;
+                }
             }
         }
     });
