@@ -10,6 +10,11 @@
 //!
 //! Before measuring, the compression ratio of every match finder on every corpus is printed.
 //!
+//! `MPPC_FREEBSD_DIR=<dir>` switches to the FreeBSD comparison's corpora (`<dir>/text.bin`,
+//! `source.bin`, `random.bin`) and cross-checks streams with FreeBSD's MPPC: see
+//! `freebsd_cross_check` and docs/PERFORMANCE.md (the C harness around FreeBSD's
+//! sys/net/mppcc.c and mppcd.c is not part of this repository).
+//!
 //! Time is the benchmark thread's own on-CPU time (first field of
 //! /proc/thread-self/schedstat, read right after a `sched_yield` so it is current), not wall
 //! time: the bench machine is shared with other jobs (a load of 10+ on 2 cores gives a thread
@@ -21,6 +26,7 @@ use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pptp_nas::mppc::{Compressor, Decompressor, MatchFinder, PacketFlags};
 use std::hint::black_box;
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -82,6 +88,17 @@ fn random_corpus() -> Vec<u8> {
 }
 
 fn corpora() -> Vec<(&'static str, Vec<u8>)> {
+    if let Some(dir) = std::env::var_os("MPPC_FREEBSD_DIR") {
+        let dir = Path::new(&dir);
+        return ["text", "source", "random"]
+            .into_iter()
+            .map(|name| {
+                let path = dir.join(format!("{name}.bin"));
+                let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+                (name, data)
+            })
+            .collect();
+    }
     vec![
         ("text", text_corpus()),
         ("source", source_corpus()),
@@ -89,45 +106,40 @@ fn corpora() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn finders() -> Vec<(&'static str, MatchFinder)> {
+/// Builds one compressor configuration.
+type MakeCompressor = fn() -> Compressor;
+
+/// The match finders compared, by name. `*16` are the insertion policy of the previous
+/// release (every position of matches up to 16 octets hashed); the others hash the last two
+/// positions of each match (the current default).
+fn finders() -> Vec<(&'static str, MakeCompressor)> {
+    fn chain(depth: u16, lazy: bool) -> MatchFinder {
+        MatchFinder::Chain { depth, lazy }
+    }
+    fn bucket(ways: u8, lazy: bool) -> MatchFinder {
+        MatchFinder::Bucket { ways, lazy }
+    }
     vec![
-        ("single", MatchFinder::SingleProbe),
-        (
-            "chain4",
-            MatchFinder::Chain {
-                depth: 4,
-                lazy: false,
-            },
-        ),
-        ("chain6", MatchFinder::default()),
-        (
-            "chain8",
-            MatchFinder::Chain {
-                depth: 8,
-                lazy: false,
-            },
-        ),
-        (
-            "chain16",
-            MatchFinder::Chain {
-                depth: 16,
-                lazy: false,
-            },
-        ),
-        (
-            "chain4lazy",
-            MatchFinder::Chain {
-                depth: 4,
-                lazy: true,
-            },
-        ),
-        (
-            "chain8lazy",
-            MatchFinder::Chain {
-                depth: 8,
-                lazy: true,
-            },
-        ),
+        ("single", || {
+            Compressor::with_match_finder(MatchFinder::SingleProbe)
+        }),
+        ("single16", || {
+            Compressor::tuned(MatchFinder::SingleProbe, 32, 8, Some(16))
+        }),
+        ("bucket2", || {
+            Compressor::with_match_finder(bucket(2, false))
+        }),
+        ("bucket4", Compressor::new),
+        ("bucket8", || {
+            Compressor::with_match_finder(bucket(8, false))
+        }),
+        ("bucket4lazy", || {
+            Compressor::with_match_finder(bucket(4, true))
+        }),
+        ("chain6", || Compressor::with_match_finder(chain(6, false))),
+        ("chain6_16", || {
+            Compressor::tuned(chain(6, false), 32, 8, Some(16))
+        }),
     ]
 }
 
@@ -153,8 +165,8 @@ fn report_ratios(corpora: &[(&str, Vec<u8>)]) {
     eprintln!("mppc compression ratio (wire octets / input octets, {PACKET}-octet packets):");
     for (name, data) in corpora {
         let mut line = format!("  {name:7} {:7} octets:", data.len());
-        for (fname, finder) in finders() {
-            let mut c = Compressor::with_match_finder(finder);
+        for (fname, make) in finders() {
+            let mut c = make();
             let pkts = compress_stream(&mut c, data);
             let wire: usize = pkts.iter().map(|(_, w)| w.len()).sum();
             // Check the stream decodes before trusting the number.
@@ -167,6 +179,53 @@ fn report_ratios(corpora: &[(&str, Vec<u8>)]) {
             line += &format!(" {fname}={:.3}", wire as f64 / data.len() as f64);
         }
         eprintln!("{line}");
+    }
+}
+
+/// With `MPPC_FREEBSD_DIR` set: the FreeBSD comparison's files. Writes our default
+/// compressor's stream of each corpus to `ours_<corpus>.stream` (records of flags, length as
+/// two octets big-endian, payload: the format the FreeBSD harness reads), and decodes the
+/// harness's `fbsd_<corpus>.stream` with our decompressor, which must give the corpus back.
+fn freebsd_cross_check(corpora: &[(&str, Vec<u8>)]) {
+    let Some(dir) = std::env::var_os("MPPC_FREEBSD_DIR") else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    for (name, data) in corpora {
+        let pkts = compress_stream(&mut Compressor::new(), data);
+        let path = dir.join(format!("ours_{name}.stream"));
+        let mut f = std::fs::File::create(&path).expect("create stream file");
+        for (flags, wire) in &pkts {
+            let len = u16::try_from(wire.len()).expect("packet fits in 16 bits");
+            f.write_all(&[flags.0, (len >> 8) as u8, len as u8])
+                .expect("write");
+            f.write_all(wire).expect("write");
+        }
+        eprintln!("wrote {path:?}: {} packets", pkts.len());
+
+        let path = dir.join(format!("fbsd_{name}.stream"));
+        let Ok(stream) = std::fs::read(&path) else {
+            eprintln!("{path:?} missing: run the FreeBSD harness first");
+            continue;
+        };
+        let mut d = Decompressor::new();
+        let mut back = Vec::new();
+        let mut rest = &stream[..];
+        let (mut n, mut fronts) = (0, 0);
+        while let [flags, hi, lo, tail @ ..] = rest {
+            let len = usize::from(*hi) << 8 | usize::from(*lo);
+            let (pkt, next) = tail.split_at(len);
+            let flags = PacketFlags::from_header_octet(*flags);
+            fronts += usize::from(flags.contains(PacketFlags::AT_FRONT));
+            let out = d
+                .decompress(flags, pkt)
+                .unwrap_or_else(|e| panic!("{path:?} packet {n}: {e}"));
+            back.extend_from_slice(out);
+            rest = next;
+            n += 1;
+        }
+        assert!(back == *data, "{path:?} decodes to something else");
+        eprintln!("decoded {path:?}: {n} packets ({fronts} with B), identical to {name}.bin");
     }
 }
 
@@ -221,6 +280,7 @@ fn bench_wall(c: &mut Criterion) {
 fn bench<M: Measurement>(c: &mut Criterion<M>) {
     let corpora = corpora();
     report_ratios(&corpora);
+    freebsd_cross_check(&corpora);
 
     let mut g = c.benchmark_group("mppc/compress");
     g.warm_up_time(Duration::from_secs(1))
@@ -228,8 +288,8 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
         .sample_size(20);
     for (name, data) in &corpora {
         g.throughput(Throughput::Bytes(data.len() as u64));
-        for (fname, finder) in finders() {
-            let mut comp = Compressor::with_match_finder(finder);
+        for (fname, make) in finders() {
+            let mut comp = make();
             let mut out = Vec::with_capacity(2 * PACKET);
             g.bench_with_input(BenchmarkId::new(fname, name), data, |b, data| {
                 b.iter(|| {

@@ -1,57 +1,87 @@
 //! MSB-first bit writer and bounds-checked bit reader for the MPPC bitstream.
 
-/// Packs bit strings most significant bit first into a `Vec<u8>`.
+/// Packs bit strings most significant bit first into a caller-provided octet buffer.
 ///
-/// Bits wait in a 64-bit accumulator and leave it 32 at a time, so a `put` costs a shift, an or
-/// and (every few symbols) one 4-octet append.
+/// Bits wait left-aligned in a 64-bit accumulator. After every symbol, [`flush`](Self::flush)
+/// stores all 8 accumulator octets unconditionally and advances by the whole octets among them,
+/// so the hot path has no data-dependent branch; the buffer therefore needs 8 octets of slack
+/// past the last octet that can be written. A store that would not fit is dropped and
+/// recorded ([`overflowed`](Self::overflowed)), never a panic.
 pub(crate) struct BitWriter<'a> {
-    out: &'a mut Vec<u8>,
+    buf: &'a mut [u8],
+    /// Octets complete in `buf`.
+    pos: usize,
+    /// Pending bits, left-aligned; everything below the top `nbits` is zero.
     acc: u64,
-    /// Valid bits in the low end of `acc`, always < 32 between calls.
+    /// Pending bits: < 8 after a flush, at most 63 before one.
     nbits: u32,
+    overflow: bool,
 }
 
 impl<'a> BitWriter<'a> {
-    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
         BitWriter {
-            out,
+            buf,
+            pos: 0,
             acc: 0,
             nbits: 0,
+            overflow: false,
         }
     }
 
-    /// Appends the low `n` bits of `value` (`n` <= 32, upper bits of `value` zero).
+    /// Appends the low `n` bits of `value` (1 <= `n`, pending bits + `n` <= 63, upper bits of
+    /// `value` zero). At most 56 bits may be put between two flushes.
     #[inline(always)]
-    pub(crate) fn put(&mut self, value: u32, n: u32) {
-        debug_assert!(n <= 32 && (n == 32 || value >> n == 0));
-        self.acc = (self.acc << n) | u64::from(value);
+    pub(crate) fn put(&mut self, value: u64, n: u32) {
+        debug_assert!((1..=56).contains(&n) && value >> n == 0 && self.nbits + n <= 63);
+        self.acc |= value << ((64 - self.nbits - n) & 63);
         self.nbits += n;
-        if self.nbits >= 32 {
-            self.nbits -= 32;
-            // Truncation keeps exactly the 32 oldest pending bits.
-            let word = (self.acc >> self.nbits) as u32;
-            self.out.extend_from_slice(&word.to_be_bytes());
-        }
     }
 
-    /// Octets written so far, counting pending bits as whole octets.
+    /// Moves the whole pending octets into the buffer.
+    #[inline(always)]
+    pub(crate) fn flush(&mut self) {
+        match self
+            .buf
+            .get_mut(self.pos..)
+            .and_then(|s| s.first_chunk_mut::<8>())
+        {
+            Some(d) => *d = self.acc.to_be_bytes(),
+            None => self.overflow = true,
+        }
+        let whole = self.nbits >> 3;
+        self.pos += whole as usize;
+        // whole <= 7 (nbits < 64), so the shift is in range.
+        self.acc <<= whole * 8;
+        self.nbits &= 7;
+    }
+
+    /// Octets written so far, counting pending bits as a whole octet (call after a flush).
     #[inline(always)]
     pub(crate) fn len_bytes(&self) -> usize {
-        self.out.len() + self.nbits.div_ceil(8) as usize
+        self.pos + usize::from(self.nbits > 0)
     }
 
-    /// Pads with zero bits to an octet boundary and flushes ("the last octet is padded with
-    /// zero bits", RFC 2118 section 4).
-    pub(crate) fn finish(self) {
-        let mut n = self.nbits;
-        let acc = self.acc;
-        while n >= 8 {
-            n -= 8;
-            self.out.push((acc >> n) as u8);
-        }
-        if n > 0 {
-            self.out.push((acc << (8 - n)) as u8);
-        }
+    /// Output bits so far (call after a flush).
+    #[inline(always)]
+    pub(crate) fn len_bits(&self) -> usize {
+        self.pos * 8 + self.nbits as usize
+    }
+
+    /// Whether a store fell off the end of the buffer (the output is then incomplete).
+    #[cfg(test)]
+    pub(crate) fn overflowed(&self) -> bool {
+        self.overflow
+    }
+
+    /// Pads with zero bits to an octet boundary ("the last octet is padded with zero bits",
+    /// RFC 2118 section 4) and returns the number of octets written, or `None` if the buffer
+    /// was too small.
+    pub(crate) fn finish(mut self) -> Option<usize> {
+        self.flush();
+        // The flush stored the partial octet too (its low bits are zero).
+        let n = self.len_bytes();
+        (!self.overflow).then_some(n)
     }
 }
 
@@ -130,26 +160,36 @@ mod test {
 
     #[test]
     fn writer_packs_msb_first_and_pads() {
-        let mut v = Vec::new();
+        let mut v = vec![0xff; 16];
         let mut w = BitWriter::new(&mut v);
         w.put(0b101, 3);
         w.put(0b1, 1);
+        w.flush();
         w.put(0xabcd, 16);
+        w.flush();
         w.put(0b11, 2);
+        w.flush();
         assert_eq!(w.len_bytes(), 3);
-        w.finish();
+        assert_eq!(w.len_bits(), 22);
+        let n = w.finish().unwrap();
+        v.truncate(n);
         // 101 1 1010101111001101 11 + 00 padding
         assert_eq!(v, [0b1011_1010, 0b1011_1100, 0b1101_1100]);
     }
 
     #[test]
     fn writer_crosses_word_boundaries() {
-        let mut v = Vec::new();
+        let mut v = vec![0; 45 + 8];
         let mut w = BitWriter::new(&mut v);
-        for i in 0..40u32 {
+        for i in 0..40u64 {
             w.put(i & 0x1ff, 9);
+            if i % 3 == 0 {
+                w.flush();
+            }
         }
-        w.finish();
+        let n = w.finish().unwrap();
+        assert_eq!(n, 45);
+        v.truncate(n);
         let mut r = BitReader::new(&v);
         for i in 0..40u32 {
             r.refill();
@@ -159,6 +199,19 @@ mod test {
         }
         r.refill();
         assert_eq!(r.available(), 0, "360 bits = 45 octets exactly");
+    }
+
+    #[test]
+    fn writer_reports_a_buffer_too_small() {
+        let mut v = vec![0; 8];
+        let mut w = BitWriter::new(&mut v);
+        w.put(0xff, 8);
+        w.flush();
+        assert!(!w.overflowed());
+        w.put(0xff, 8);
+        w.flush();
+        assert!(w.overflowed(), "the second 8-octet store does not fit");
+        assert_eq!(w.finish(), None);
     }
 
     #[test]

@@ -1,29 +1,30 @@
-//! The MPPC compressor: hash-chain LZ77 over the shared 8192-octet history.
+//! The MPPC compressor: LZ77 over the shared 8192-octet history, with a choice of match finders
+//! (single probe, set-associative hash buckets, hash chains).
 
 use super::bits::BitWriter;
 use super::{PacketFlags, HISTORY_SIZE, MAX_MATCH, MIN_MATCH};
 
-const HASH_BITS: u32 = 13;
-const HASH_SIZE: usize = 1 << HASH_BITS;
-const HASH_MASK: usize = HASH_SIZE - 1;
 const HIST_MASK: usize = HISTORY_SIZE - 1;
-/// The history plus slack, so 4- and 8-octet loads at any history position stay in bounds.
+/// The history plus slack, so 8-octet loads at any history position stay in bounds.
 const HIST_ALLOC: usize = HISTORY_SIZE + 8;
-/// "No position" in the hash heads and chain links.
-const NIL: u16 = u16::MAX;
+/// Output slack past the expansion limit: the bit writer stores 8 octets at a time.
+const OUT_SLACK: usize = 16;
 /// Default stop-searching length.
 const NICE: usize = 32;
 /// Default length after which the chain search is cut to a quarter.
 const GOOD: usize = 8;
-/// Default longest match whose inner positions are still hashed.
-const INSERT_MAX: usize = 16;
+/// Matches at least this long are taken without a lazy look-ahead.
+const LAZY_MAX: usize = 32;
+/// Incompressible-data check: every this many input octets, see whether the last window
+/// compressed at all.
+const ABORT_WINDOW: usize = 512;
 
 /// How the compressor looks for matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MatchFinder {
     /// One hash-table probe per position: the most recent position with the same 3-octet
-    /// hash. Fastest, weakest; kept as the baseline the chain must beat.
+    /// hash. The baseline the other finders must beat.
     SingleProbe,
     /// Hash chains: follow up to `depth` earlier positions with the same hash and keep the
     /// longest match (the nearest one on ties). With `lazy`, a match is deferred by one octet
@@ -34,39 +35,86 @@ pub enum MatchFinder {
         /// Lazy matching (one octet of look-ahead).
         lazy: bool,
     },
+    /// Set-associative hash buckets: each 3-octet hash keeps its `ways` most recent positions
+    /// in one machine word (2, 4 or 8 ways; other values are rounded to one of these). All
+    /// candidates are loaded and compared independently, with no pointer chasing.
+    Bucket {
+        /// Positions remembered per hash (2, 4 or 8).
+        ways: u8,
+        /// Lazy matching (one octet of look-ahead).
+        lazy: bool,
+    },
 }
 
 impl Default for MatchFinder {
     /// The measured best trade-off (see docs/PERFORMANCE.md, section MPPC).
     fn default() -> Self {
-        MatchFinder::Chain {
-            depth: 6,
+        MatchFinder::Bucket {
+            ways: 4,
             lazy: false,
         }
     }
 }
 
-/// Send side of one MPPC direction: the 8192-octet history, its hash chains and the flags
-/// owed to the next packet.
+/// Match-finder tables.
+enum Tables {
+    /// Single probe: one position per 13-bit hash.
+    Rows1(Box<[u16]>),
+    /// Two ways per 13-bit hash.
+    Rows2(Box<[u32]>),
+    /// Four ways per 12-bit hash.
+    Rows4(Box<[u64]>),
+    /// Eight ways per 11-bit hash.
+    Rows8(Box<[u128]>),
+    /// Chain heads per 13-bit hash and a link per history position.
+    Chain {
+        head: Box<[u16]>,
+        prev: Box<[u16]>,
+        depth: u16,
+    },
+}
+
+impl Tables {
+    fn new(finder: MatchFinder) -> Self {
+        fn rows<R: Row>() -> Box<[R]> {
+            vec![R::EMPTY; 1 << R::HASH_BITS].into_boxed_slice()
+        }
+        match finder {
+            MatchFinder::SingleProbe => Tables::Rows1(rows()),
+            MatchFinder::Bucket { ways, .. } if ways <= 2 => Tables::Rows2(rows()),
+            MatchFinder::Bucket { ways, .. } if ways <= 4 => Tables::Rows4(rows()),
+            MatchFinder::Bucket { .. } => Tables::Rows8(rows()),
+            MatchFinder::Chain { depth, .. } => Tables::Chain {
+                head: vec![NIL; 1 << CHAIN_HASH_BITS].into_boxed_slice(),
+                prev: vec![NIL; HISTORY_SIZE].into_boxed_slice(),
+                depth: depth.max(1),
+            },
+        }
+    }
+}
+
+/// Tuning knobs shared by the finders.
+#[derive(Clone, Copy)]
+struct Params {
+    nice: usize,
+    good: usize,
+    /// Which positions covered by a match go into the tables: `None`, the last two (the
+    /// default); `Some(n)`, all of them for matches up to `n` octets, none for longer ones.
+    insert: Option<usize>,
+}
+
+/// Send side of one MPPC direction: the 8192-octet history, the match finder's tables and the
+/// flags owed to the next packet.
 pub struct Compressor {
     hist: Box<[u8; HIST_ALLOC]>,
-    /// Most recent position for each hash of 3 octets, or [`NIL`].
-    head: Box<[u16; HASH_SIZE]>,
-    /// Previous position with the same hash, for every history position.
-    prev: Box<[u16; HISTORY_SIZE]>,
+    tables: Tables,
+    finder: MatchFinder,
+    lazy: bool,
+    params: Params,
     /// Where the next packet goes in the history.
     pos: usize,
     /// The next packet must carry FLUSHED (start, Reset-Request, or after an expansion).
     flush_pending: bool,
-    depth: u16,
-    lazy: bool,
-    /// Stop searching once a match is this long.
-    nice: usize,
-    /// Search only a quarter of the chain once a match is this long.
-    good: usize,
-    /// Record the positions inside a match in the hash chains only for matches up to this
-    /// long (longer ones are skipped over: cheaper, and they rarely start better matches).
-    insert_max: usize,
 }
 
 impl Default for Compressor {
@@ -80,8 +128,7 @@ impl core::fmt::Debug for Compressor {
         f.debug_struct("Compressor")
             .field("pos", &self.pos)
             .field("flush_pending", &self.flush_pending)
-            .field("depth", &self.depth)
-            .field("lazy", &self.lazy)
+            .field("finder", &self.finder)
             .finish_non_exhaustive()
     }
 }
@@ -96,27 +143,31 @@ impl Compressor {
     /// A compressor using the given match finder (for benchmarks and tuning; every finder
     /// produces a valid RFC 2118 stream).
     pub fn with_match_finder(finder: MatchFinder) -> Self {
-        let (depth, lazy) = match finder {
-            MatchFinder::SingleProbe => (1, false),
-            MatchFinder::Chain { depth, lazy } => (depth.max(1), lazy),
-        };
-        Self::tuned(depth, lazy, NICE, GOOD, INSERT_MAX)
+        Self::tuned(finder, NICE, GOOD, None)
     }
 
-    /// A chain finder with every knob exposed, for tuning runs only.
+    /// A compressor with every knob exposed, for tuning runs only: `nice` (stop searching at
+    /// a match this long), `good` (chains: search a quarter as deep after a match this long),
+    /// `insert` (positions covered by a match that are hashed: `None` for the last two,
+    /// `Some(n)` for all of them in matches up to `n` octets).
     #[doc(hidden)]
-    pub fn tuned(depth: u16, lazy: bool, nice: usize, good: usize, insert_max: usize) -> Self {
+    pub fn tuned(finder: MatchFinder, nice: usize, good: usize, insert: Option<usize>) -> Self {
+        let lazy = match finder {
+            MatchFinder::SingleProbe => false,
+            MatchFinder::Chain { lazy, .. } | MatchFinder::Bucket { lazy, .. } => lazy,
+        };
         Compressor {
             hist: Box::new([0; HIST_ALLOC]),
-            head: Box::new([NIL; HASH_SIZE]),
-            prev: Box::new([NIL; HISTORY_SIZE]),
+            tables: Tables::new(finder),
+            finder,
+            lazy,
+            params: Params {
+                nice: nice.clamp(MIN_MATCH, MAX_MATCH),
+                good: good.max(MIN_MATCH),
+                insert,
+            },
             pos: 0,
             flush_pending: true,
-            depth: depth.max(1),
-            lazy,
-            nice: nice.clamp(MIN_MATCH, MAX_MATCH),
-            good: good.max(MIN_MATCH),
-            insert_max,
         }
     }
 
@@ -126,7 +177,9 @@ impl Compressor {
     /// the flags (A/B/C). If the returned flags lack [`PacketFlags::COMPRESSED`], the packet
     /// must be sent uncompressed: `out` is left as it was and the caller sends `input` itself.
     /// The compressor has then already reset its history, so the next packet carries FLUSHED.
-    /// Input larger than [`HISTORY_SIZE`] is sent uncompressed the same way.
+    /// Input larger than [`HISTORY_SIZE`] is sent uncompressed the same way, and so is input
+    /// that turns out to be incompressible (checked every 512 octets, so random data costs
+    /// little).
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> PacketFlags {
         let mut flags = PacketFlags::empty();
         if self.flush_pending {
@@ -160,24 +213,62 @@ impl Compressor {
             }
         }
         let mark = out.len();
-        out.reserve(input.len() + 8);
-        let ok = if self.depth <= 1 {
-            self.encode::<false>(start, end, out)
-        } else if self.lazy {
-            self.encode_lazy(start, end, out)
-        } else {
-            self.encode::<true>(start, end, out)
+        // Room for the worst case (9 bits per octet, all literals), so the encoder checks for
+        // expansion only now and then, not after every symbol.
+        out.resize(mark + input.len() + input.len() / 8 + OUT_SLACK, 0);
+        let hist = &*self.hist;
+        let p = self.params;
+        let buf = out.get_mut(mark..).unwrap_or_default();
+        let written = match (&mut self.tables, self.lazy) {
+            (Tables::Rows1(t), _) => {
+                encode::<_, false>(hist, &mut RowFinder(t), p, start, end, buf)
+            }
+            (Tables::Rows2(t), false) => {
+                encode::<_, false>(hist, &mut RowFinder(t), p, start, end, buf)
+            }
+            (Tables::Rows2(t), true) => {
+                encode::<_, true>(hist, &mut RowFinder(t), p, start, end, buf)
+            }
+            (Tables::Rows4(t), false) => {
+                encode::<_, false>(hist, &mut RowFinder(t), p, start, end, buf)
+            }
+            (Tables::Rows4(t), true) => {
+                encode::<_, true>(hist, &mut RowFinder(t), p, start, end, buf)
+            }
+            (Tables::Rows8(t), false) => {
+                encode::<_, false>(hist, &mut RowFinder(t), p, start, end, buf)
+            }
+            (Tables::Rows8(t), true) => {
+                encode::<_, true>(hist, &mut RowFinder(t), p, start, end, buf)
+            }
+            (Tables::Chain { head, prev, depth }, lazy) => {
+                let mut f = ChainFinder {
+                    head,
+                    prev,
+                    depth: *depth,
+                };
+                if lazy {
+                    encode::<_, true>(hist, &mut f, p, start, end, buf)
+                } else {
+                    encode::<_, false>(hist, &mut f, p, start, end, buf)
+                }
+            }
         };
-        if !ok {
-            // "If the compressed data expands the packet, send it uncompressed and flush"
-            // (RFC 2118 section 3.1, bit A; MS-SIPCOMP 3.2.5.1.1: "the data MUST be sent in
-            // uncompressed form").
-            out.truncate(mark);
-            self.expanded();
-            return flags;
+        match written {
+            Some(n) => {
+                out.truncate(mark + n);
+                self.pos = end;
+                flags | PacketFlags::COMPRESSED
+            }
+            None => {
+                // "If the compressed data expands the packet, send it uncompressed and flush"
+                // (RFC 2118 section 3.1, bit A; MS-SIPCOMP 3.2.5.1.1: "the data MUST be sent
+                // in uncompressed form").
+                out.truncate(mark);
+                self.expanded();
+                flags
+            }
         }
-        self.pos = end;
-        flags | PacketFlags::COMPRESSED
     }
 
     /// CCP Reset-Request received: resets the history; the next packet carries FLUSHED.
@@ -192,83 +283,250 @@ impl Compressor {
         self.flush_pending = true;
     }
 
-    /// Start writing at the front of the history; old hash entries become invalid.
+    /// Start writing at the front of the history.
+    ///
+    /// The tables are not cleared (clearing them measured no ratio difference): a remembered
+    /// position `c` is only used when `c` is below the position being encoded, and every such
+    /// octet was written in the current round (a round starts at 0), so a stale entry is at
+    /// worst a useless hint, checked against the data like any other. No copy ever reaches
+    /// back past the front.
     fn restart(&mut self) {
-        self.head.fill(NIL);
         self.pos = 0;
     }
+}
 
+/// "No position" in the chain heads and links.
+const NIL: u16 = u16::MAX;
+/// Hash bits of the chain heads.
+const CHAIN_HASH_BITS: u32 = 13;
+
+/// Hash of the 3 octets at the bottom of `head8` (multiplicative), `bits` wide.
+#[inline(always)]
+fn hash(head8: u64, bits: u32) -> usize {
+    ((head8 as u32 & 0x00ff_ffff).wrapping_mul(0x9e37_79b1) >> (32 - bits)) as usize
+}
+
+/// The 8 octets at history position `i & HIST_MASK` (little-endian; the slack keeps the load in
+/// bounds).
+#[inline(always)]
+fn qword(hist: &[u8; HIST_ALLOC], i: usize) -> u64 {
+    hist.get(i & HIST_MASK..)
+        .and_then(|s| s.first_chunk::<8>())
+        .map_or(0, |c| u64::from_le_bytes(*c))
+}
+
+/// Length of the common prefix of `hist[a..]` and `hist[b..]`, at most `max`
+/// (`b + max <= HISTORY_SIZE`).
+#[inline(always)]
+fn match_len(hist: &[u8; HIST_ALLOC], a: usize, b: usize, max: usize) -> usize {
+    let mut l = 0;
+    while l < max {
+        let d = qword(hist, a + l) ^ qword(hist, b + l);
+        if d != 0 {
+            return (l + (d.trailing_zeros() / 8) as usize).min(max);
+        }
+        l += 8;
+    }
+    max
+}
+
+/// A match finder over the history.
+trait Finder {
+    /// Width of the hash that indexes the tables.
+    const HASH_BITS: u32;
+    /// The table entry of one hash (a bucket, or a chain head).
+    type Probe: Copy;
+    /// The table entry for hash `h`.
+    fn probe(&self, h: usize) -> Self::Probe;
+    /// Best match for position `i` (table entry `probe`, first octets `head8`) no longer than
+    /// `max`: (length, offset), length 0 if nothing of at least [`MIN_MATCH`] octets was found.
+    fn find_in(
+        &self,
+        hist: &[u8; HIST_ALLOC],
+        i: usize,
+        probe: Self::Probe,
+        head8: u64,
+        max: usize,
+        p: Params,
+    ) -> (usize, usize);
+    /// Records position `i` under hash `h`, whose entry is `probe`; returns the new entry.
+    fn insert_in(&mut self, i: usize, h: usize, probe: Self::Probe) -> Self::Probe;
+
+    /// [`find_in`](Self::find_in) with the entry of hash `h`.
     #[inline(always)]
-    fn byte(&self, i: usize) -> u8 {
-        self.hist.get(i & HIST_MASK).copied().unwrap_or(0)
+    fn find(
+        &self,
+        hist: &[u8; HIST_ALLOC],
+        i: usize,
+        h: usize,
+        head8: u64,
+        max: usize,
+        p: Params,
+    ) -> (usize, usize) {
+        self.find_in(hist, i, self.probe(h), head8, max, p)
     }
 
+    /// Records position `i` under hash `h`.
     #[inline(always)]
-    fn hash(&self, i: usize) -> usize {
-        let v = self.word(i) & 0x00ff_ffff;
-        (v.wrapping_mul(0x9e37_79b1) >> (32 - HASH_BITS)) as usize & HASH_MASK
+    fn insert(&mut self, i: usize, h: usize) {
+        let probe = self.probe(h);
+        self.insert_in(i, h, probe);
     }
+}
 
-    /// Records position `i` (which has 3 octets of data after it) in the hash chains.
-    #[inline(always)]
-    fn insert(&mut self, i: usize, h: usize, chain: bool) {
-        let old = self.head.get(h).copied().unwrap_or(NIL);
-        if chain {
-            if let Some(p) = self.prev.get_mut(i & HIST_MASK) {
-                *p = old;
+/// One hash bucket: `WAYS` 16-bit positions in one integer, the most recent in the low bits.
+trait Row: Copy {
+    const WAYS: usize;
+    const HASH_BITS: u32;
+    const EMPTY: Self;
+    fn push(self, pos: u16) -> Self;
+    fn way(self, k: usize) -> usize;
+}
+
+macro_rules! row {
+    ($t:ty, $ways:expr, $bits:expr) => {
+        impl Row for $t {
+            const WAYS: usize = $ways;
+            const HASH_BITS: u32 = $bits;
+            // 0xffff in every way: a position no current one is above, so never used.
+            const EMPTY: Self = <$t>::MAX;
+            #[inline(always)]
+            fn push(self, pos: u16) -> Self {
+                if $ways == 1 {
+                    <$t>::from(pos)
+                } else {
+                    (self << (16 % <$t>::BITS)) | <$t>::from(pos)
+                }
+            }
+            #[inline(always)]
+            fn way(self, k: usize) -> usize {
+                usize::from((self >> ((16 * k) as u32 % <$t>::BITS)) as u16)
             }
         }
-        if let Some(hd) = self.head.get_mut(h) {
-            *hd = i as u16;
-        }
+    };
+}
+row!(u16, 1, 13);
+row!(u32, 2, 13);
+row!(u64, 4, 12);
+row!(u128, 8, 11);
+
+struct RowFinder<'a, R>(&'a mut [R]);
+
+impl<R: Row> Finder for RowFinder<'_, R> {
+    const HASH_BITS: u32 = R::HASH_BITS;
+    type Probe = R;
+
+    #[inline(always)]
+    fn probe(&self, h: usize) -> R {
+        self.0.get(h).copied().unwrap_or(R::EMPTY)
     }
 
-    /// Length of the common prefix of `hist[a..]` and `hist[b..]`, at most `max` (`a < b`,
-    /// `b + max <= HISTORY_SIZE`).
     #[inline(always)]
-    fn match_len(&self, a: usize, b: usize, max: usize) -> usize {
-        let h = &self.hist[..];
-        let mut l = 0;
-        while l + 8 <= max {
-            let (Some(x), Some(y)) = (read_u64(h, a + l), read_u64(h, b + l)) else {
-                break;
-            };
-            let d = x ^ y;
-            if d != 0 {
-                return l + (d.trailing_zeros() / 8) as usize;
+    fn find_in(
+        &self,
+        hist: &[u8; HIST_ALLOC],
+        i: usize,
+        row: R,
+        head8: u64,
+        max: usize,
+        p: Params,
+    ) -> (usize, usize) {
+        // Every way is measured over its first 8 octets without a data-dependent branch: the
+        // loads are independent, and each way becomes a key (length << 16 | position) whose
+        // maximum, taken as a tree, is the longest match and among equals the nearest one
+        // (the cheapest offset). Positions at or past `i` (empty ways, stale entries) count 0.
+        let key = |k: usize| -> u32 {
+            let c = row.way(k);
+            let x = qword(hist, c) ^ head8;
+            // trailing_zeros(0) = 64: all 8 octets equal.
+            let l = x.trailing_zeros() / 8;
+            let l = if c < i { l } else { 0 };
+            (l << 16) | c as u32
+        };
+        let best = match R::WAYS {
+            1 => key(0),
+            2 => key(0).max(key(1)),
+            4 => (key(0).max(key(1))).max(key(2).max(key(3))),
+            _ => ((key(0).max(key(1))).max(key(2).max(key(3))))
+                .max((key(4).max(key(5))).max(key(6).max(key(7)))),
+        };
+        let mut best_len = (best >> 16) as usize;
+        let mut best_c = (best & 0xffff) as usize;
+        if best_len == 8 && max > 8 {
+            best_len = 8 + match_len(hist, best_c + 8, i + 8, max - 8);
+            if R::WAYS > 1 && best_len < p.nice.min(max) {
+                for k in 0..R::WAYS {
+                    let c = row.way(k);
+                    if c < i && c != best_c && qword(hist, c) == head8 {
+                        let l = 8 + match_len(hist, c + 8, i + 8, max - 8);
+                        if l > best_len {
+                            best_len = l;
+                            best_c = c;
+                        }
+                    }
+                }
             }
-            l += 8;
         }
-        while l < max && h.get(a + l).is_some() && h.get(a + l) == h.get(b + l) {
-            l += 1;
+        let best_len = best_len.min(max);
+        if best_len >= MIN_MATCH {
+            (best_len, i - best_c)
+        } else {
+            (0, 0)
         }
-        l
     }
 
-    /// Best match for position `i` among the candidates of hash `h`: (length, offset), with
-    /// length 0 when nothing of at least [`MIN_MATCH`] octets was found.
     #[inline(always)]
-    fn find<const CHAIN: bool>(&self, i: usize, h: usize, max: usize) -> (usize, usize) {
-        let mut cand = self.head.get(h).copied().unwrap_or(NIL);
+    fn insert_in(&mut self, i: usize, h: usize, row: R) -> R {
+        let row = row.push(i as u16);
+        if let Some(r) = self.0.get_mut(h) {
+            *r = row;
+        }
+        row
+    }
+}
+
+struct ChainFinder<'a> {
+    head: &'a mut [u16],
+    prev: &'a mut [u16],
+    depth: u16,
+}
+
+impl Finder for ChainFinder<'_> {
+    const HASH_BITS: u32 = CHAIN_HASH_BITS;
+    type Probe = u16;
+
+    #[inline(always)]
+    fn probe(&self, h: usize) -> u16 {
+        self.head.get(h).copied().unwrap_or(NIL)
+    }
+
+    #[inline(always)]
+    fn find_in(
+        &self,
+        hist: &[u8; HIST_ALLOC],
+        i: usize,
+        mut cand: u16,
+        head8: u64,
+        max: usize,
+        p: Params,
+    ) -> (usize, usize) {
         let mut best_len = MIN_MATCH - 1;
         let mut best_off = 0;
-        let mut depth = if CHAIN { self.depth } else { 1 };
-        // A match this long is good enough: stop looking.
-        let nice = max.min(self.nice);
-        let head8 = self.qword(i);
-        while cand != NIL && depth > 0 {
+        let mut depth = self.depth;
+        let nice = max.min(p.nice);
+        let mut last = i;
+        while depth > 0 {
             let c = usize::from(cand);
-            // Chains are strictly decreasing within a history round; anything else is stale.
-            if c >= i {
+            // Chains decrease; anything else (NIL, a stale link) ends the walk.
+            if c >= last {
                 break;
             }
-            // Most candidates differ within 8 octets: measure those without a
-            // data-dependent branch (the comparison result is selected, not branched on).
-            let x = self.qword(c) ^ head8;
+            last = c;
+            let x = qword(hist, c) ^ head8;
             let l = if x != 0 {
                 (x.trailing_zeros() / 8) as usize
             } else {
-                8 + self.match_len(c + 8, i + 8, max.saturating_sub(8))
+                8 + match_len(hist, c + 8, i + 8, max.saturating_sub(8))
             };
             let l = l.min(max);
             let better = l > best_len;
@@ -277,10 +535,7 @@ impl Compressor {
             if best_len >= nice {
                 break;
             }
-            if !CHAIN {
-                break;
-            }
-            if best_len >= self.good {
+            if best_len >= p.good {
                 depth = depth.min(self.depth / 4 + 1);
             }
             cand = self.prev.get(c).copied().unwrap_or(NIL);
@@ -293,170 +548,221 @@ impl Compressor {
         }
     }
 
-    /// The 8 octets at history position `i` (little-endian; the slack keeps it in bounds).
     #[inline(always)]
-    fn qword(&self, i: usize) -> u64 {
-        read_u64(&self.hist[..], i & HIST_MASK).unwrap_or(0)
-    }
-
-    /// The 4 octets at history position `i` (little-endian; the slack keeps it in bounds).
-    #[inline(always)]
-    fn word(&self, i: usize) -> u32 {
-        self.hist
-            .get(i & HIST_MASK..)
-            .and_then(|s| s.first_chunk::<4>())
-            .map_or(0, |c| u32::from_le_bytes(*c))
-    }
-
-    /// Greedy parse of `hist[start..end]`; false if the output would be longer than the input.
-    fn encode<const CHAIN: bool>(&mut self, start: usize, end: usize, out: &mut Vec<u8>) -> bool {
-        let limit = out.len() + (end - start);
-        let mut w = BitWriter::new(out);
-        let mut i = start;
-        while i < end {
-            if i + MIN_MATCH <= end {
-                let h = self.hash(i);
-                let max = (end - i).min(MAX_MATCH);
-                let (len, off) = self.find::<CHAIN>(i, h, max);
-                self.insert(i, h, CHAIN);
-                if len > 0 {
-                    put_copy(&mut w, off, len);
-                    let stop = if len <= self.insert_max {
-                        (i + len).min(end.saturating_sub(MIN_MATCH - 1))
-                    } else {
-                        0
-                    };
-                    for j in i + 1..stop {
-                        let hj = self.hash(j);
-                        self.insert(j, hj, CHAIN);
-                    }
-                    i += len;
-                    if w.len_bytes() > limit {
-                        return false;
-                    }
-                    continue;
-                }
-            }
-            put_literal(&mut w, self.byte(i));
-            i += 1;
-            if w.len_bytes() > limit {
-                return false;
-            }
+    fn insert_in(&mut self, i: usize, h: usize, old: u16) -> u16 {
+        if let Some(p) = self.prev.get_mut(i & HIST_MASK) {
+            *p = old;
         }
-        w.finish();
-        true
-    }
-
-    /// Lazy parse: before taking a match at `i`, look at `i + 1`; if that one is longer,
-    /// emit `hist[i]` as a literal and continue from there.
-    fn encode_lazy(&mut self, start: usize, end: usize, out: &mut Vec<u8>) -> bool {
-        let limit = out.len() + (end - start);
-        let mut w = BitWriter::new(out);
-        let mut i = start;
-        // A match found at `i` by the previous look-ahead, not yet emitted.
-        let mut pending: Option<(usize, usize)> = None;
-        while i < end {
-            let cur = match pending.take() {
-                Some(m) => m,
-                None if i + MIN_MATCH <= end => {
-                    let h = self.hash(i);
-                    let m = self.find::<true>(i, h, (end - i).min(MAX_MATCH));
-                    self.insert(i, h, true);
-                    m
-                }
-                None => (0, 0),
-            };
-            let (len, off) = cur;
-            if len == 0 {
-                put_literal(&mut w, self.byte(i));
-                i += 1;
-            } else {
-                let j = i + 1;
-                if len < 32 && j + MIN_MATCH <= end {
-                    let h = self.hash(j);
-                    let next = self.find::<true>(j, h, (end - j).min(MAX_MATCH));
-                    self.insert(j, h, true);
-                    if next.0 > len {
-                        put_literal(&mut w, self.byte(i));
-                        i = j;
-                        pending = Some(next);
-                        if w.len_bytes() > limit {
-                            return false;
-                        }
-                        continue;
-                    }
-                    put_copy(&mut w, off, len);
-                    let stop = if len <= self.insert_max {
-                        (i + len).min(end.saturating_sub(MIN_MATCH - 1))
-                    } else {
-                        0
-                    };
-                    for k in j + 1..stop {
-                        let hk = self.hash(k);
-                        self.insert(k, hk, true);
-                    }
-                } else {
-                    put_copy(&mut w, off, len);
-                    let stop = if len <= self.insert_max {
-                        (i + len).min(end.saturating_sub(MIN_MATCH - 1))
-                    } else {
-                        0
-                    };
-                    for k in j..stop {
-                        let hk = self.hash(k);
-                        self.insert(k, hk, true);
-                    }
-                }
-                i += len;
-            }
-            if w.len_bytes() > limit {
-                return false;
-            }
+        if let Some(hd) = self.head.get_mut(h) {
+            *hd = i as u16;
         }
-        w.finish();
-        true
+        i as u16
     }
 }
 
+/// Parses `hist[start..end]` into `buf` (which has `(end - start) * 9 / 8 + OUT_SLACK`
+/// octets): greedy ([`encode_greedy`]), or with one octet of look-ahead if `LAZY`. Returns the
+/// octets written, or `None` if the output would be longer than the input or the data looks
+/// incompressible.
+fn encode<F: Finder, const LAZY: bool>(
+    hist: &[u8; HIST_ALLOC],
+    f: &mut F,
+    p: Params,
+    start: usize,
+    end: usize,
+    buf: &mut [u8],
+) -> Option<usize> {
+    if !LAZY {
+        return encode_greedy(hist, f, p, start, end, buf);
+    }
+    let limit = end - start;
+    let mut w = BitWriter::new(buf);
+    // Positions below this can start a match (3 octets of input left).
+    let match_end = end.saturating_sub(MIN_MATCH - 1);
+    let mut i = start;
+    let mut next_check = start + ABORT_WINDOW;
+    let (mut check_in, mut check_bits) = (start, 0);
+    while i < end {
+        if i < match_end {
+            let head8 = qword(hist, i);
+            let h = hash(head8, F::HASH_BITS);
+            let (mut len, mut off) = f.find(hist, i, h, head8, (end - i).min(MAX_MATCH), p);
+            f.insert(i, h);
+            if len >= MIN_MATCH {
+                let mut ins_from = i + 1;
+                if len < LAZY_MAX && i + 1 < match_end {
+                    let j = i + 1;
+                    let head8 = qword(hist, j);
+                    let h = hash(head8, F::HASH_BITS);
+                    let (l2, o2) = f.find(hist, j, h, head8, (end - j).min(MAX_MATCH), p);
+                    f.insert(j, h);
+                    ins_from = j + 1;
+                    if l2 > len {
+                        put_literal(&mut w, hist.get(i).copied().unwrap_or(0));
+                        w.flush();
+                        i = j;
+                        (len, off) = (l2, o2);
+                    }
+                }
+                put_copy(&mut w, off, len);
+                w.flush();
+                insert_inside(hist, f, p, ins_from, i, len, match_end);
+                i += len;
+                if w.len_bytes() > limit {
+                    return None;
+                }
+                continue;
+            }
+        }
+        put_literal(&mut w, hist.get(i).copied().unwrap_or(0));
+        w.flush();
+        i += 1;
+        if w.len_bytes() > limit {
+            return None;
+        }
+        if i >= next_check {
+            // Incompressible data (encrypted or already compressed payloads): if the last
+            // window did not shrink and the packet would expand at that rate, stop now and
+            // send it uncompressed, instead of finding out at the end.
+            let bits = w.len_bits();
+            let (win_in, win_bits) = (i - check_in, bits - check_bits);
+            if win_bits >= 8 * win_in && bits + win_bits * (end - i) / win_in >= 8 * limit {
+                return None;
+            }
+            (check_in, check_bits) = (i, bits);
+            next_check = i + ABORT_WINDOW;
+        }
+    }
+    w.finish()
+}
+
+/// Inserts the positions `from..i + len` (below `match_end`) covered by a match at `i`, as
+/// the insertion policy says.
 #[inline(always)]
-fn read_u64(h: &[u8], at: usize) -> Option<u64> {
-    h.get(at..)
-        .and_then(|s| s.first_chunk::<8>())
-        .map(|c| u64::from_le_bytes(*c))
+fn insert_inside<F: Finder>(
+    hist: &[u8; HIST_ALLOC],
+    f: &mut F,
+    p: Params,
+    from: usize,
+    i: usize,
+    len: usize,
+    match_end: usize,
+) {
+    match p.insert {
+        None => {
+            // Fixed cost, no loop (whose exit would be mispredicted): the last two positions,
+            // where the next match most often starts over.
+            for k in [i + len - 2, i + len - 1] {
+                if k >= from && k < match_end {
+                    f.insert(k, hash(qword(hist, k), F::HASH_BITS));
+                }
+            }
+        }
+        Some(n) if len <= n => {
+            for k in from..(i + len).min(match_end) {
+                f.insert(k, hash(qword(hist, k), F::HASH_BITS));
+            }
+        }
+        Some(_) => {}
+    }
+}
+
+/// Greedy parse, software-pipelined: the hash and table entry of position `i + 1` are
+/// fetched before the literal-or-copy branch of position `i`, so after a literal (the branch
+/// the CPU mispredicts most) the next lookup is already under way.
+fn encode_greedy<F: Finder>(
+    hist: &[u8; HIST_ALLOC],
+    f: &mut F,
+    p: Params,
+    start: usize,
+    end: usize,
+    buf: &mut [u8],
+) -> Option<usize> {
+    let limit = end - start;
+    let mut w = BitWriter::new(buf);
+    // Positions below this can start a match (3 octets of input left).
+    let match_end = end.saturating_sub(MIN_MATCH - 1);
+    let mut i = start;
+    let mut next_check = start + ABORT_WINDOW;
+    let (mut check_in, mut check_bits) = (start, 0);
+    let mut head8 = qword(hist, i);
+    let mut h = hash(head8, F::HASH_BITS);
+    let mut probe = f.probe(h);
+    while i < end {
+        if i < match_end {
+            let (len, off) = f.find_in(hist, i, probe, head8, (end - i).min(MAX_MATCH), p);
+            let octet = head8 as u8;
+            let next8 = qword(hist, i + 1);
+            let next_h = hash(next8, F::HASH_BITS);
+            let next_probe = f.probe(next_h);
+            let cur = f.insert_in(i, h, probe);
+            let next_probe = if next_h == h { cur } else { next_probe };
+            if len >= MIN_MATCH {
+                put_copy(&mut w, off, len);
+                w.flush();
+                insert_inside(hist, f, p, i + 1, i, len, match_end);
+                i += len;
+                head8 = qword(hist, i);
+                h = hash(head8, F::HASH_BITS);
+                probe = f.probe(h);
+                continue;
+            }
+            (head8, h, probe) = (next8, next_h, next_probe);
+            put_literal(&mut w, octet);
+        } else {
+            put_literal(&mut w, hist.get(i).copied().unwrap_or(0));
+        }
+        w.flush();
+        i += 1;
+        if i >= next_check {
+            if w.len_bytes() > limit {
+                return None;
+            }
+            // Incompressible data (encrypted or already compressed payloads): if the last
+            // window did not shrink and the packet would expand at that rate, stop now and
+            // send it uncompressed, instead of finding out at the end.
+            let bits = w.len_bits();
+            let (win_in, win_bits) = (i - check_in, bits - check_bits);
+            if win_bits >= 8 * win_in && bits + win_bits * (end - i) / win_in >= 8 * limit {
+                return None;
+            }
+            (check_in, check_bits) = (i, bits);
+            next_check = i + ABORT_WINDOW;
+        }
+    }
+    w.finish().filter(|&n| n <= limit)
 }
 
 /// Literal encoding (RFC 2118 section 4.1): octets below 0x80 as themselves in 8 bits, the
-/// others as `10` followed by their low 7 bits.
+/// others as `10` followed by their low 7 bits (which is the octet plus 0x80, in 9 bits).
 #[inline(always)]
 fn put_literal(w: &mut BitWriter<'_>, b: u8) {
-    if b < 0x80 {
-        w.put(u32::from(b), 8);
-    } else {
-        w.put(0x100 | u32::from(b & 0x7f), 9);
-    }
+    let hi = u64::from(b >> 7);
+    w.put(u64::from(b) + (hi << 7), 8 + hi as u32);
 }
 
-/// Copy tuple (RFC 2118 section 4.2): offset class, then the length-of-match code.
+/// Copy tuple (RFC 2118 section 4.2): offset class, then the length-of-match code, as one
+/// string of at most 40 bits. Computed with masks rather than branches: the offset class and
+/// "length 3 or not" are close to random from one copy to the next.
 #[inline(always)]
 fn put_copy(w: &mut BitWriter<'_>, off: usize, len: usize) {
     debug_assert!((1..HISTORY_SIZE).contains(&off) && (MIN_MATCH..=MAX_MATCH).contains(&len));
-    let off = off as u32;
-    if off < 64 {
-        w.put(0x3c0 | off, 10); // 1111 + 6 bits
-    } else if off < 320 {
-        w.put(0xe00 | (off - 64), 12); // 1110 + 8 bits
-    } else {
-        w.put(0xc000 | ((off - 320) & 0x1fff), 16); // 110 + 13 bits
-    }
-    let len = len as u32;
-    if len == 3 {
-        w.put(0, 1);
-    } else {
-        // len in [2^k, 2^(k+1)): k-1 ones, a zero, then the k low bits of len.
-        let k = 31 - len.leading_zeros();
-        let prefix = (1u32 << k) - 2;
-        w.put((prefix << k) | (len & ((1 << k) - 1)), 2 * k);
-    }
+    let off = off as u64;
+    let near = u64::from(off < 64); // 1111 + 6 bits
+    let mid = u64::from(off < 320); // 1110 + 8 bits of off - 64 (unless near)
+    let (m_near, m_mid) = (near.wrapping_neg(), mid.wrapping_neg());
+    let ocode = ((0x3c0 | off) & m_near)
+        | ((0xe00 | (off.wrapping_sub(64) & 0xff)) & m_mid & !m_near)
+        | ((0xc000 | (off.wrapping_sub(320) & 0x1fff)) & !m_mid); // 110 + 13 bits
+    let obits = 16 - 4 * mid as u32 - 2 * near as u32;
+    let len = len as u64;
+    // len in [2^k, 2^(k+1)): k-1 ones, a zero, then the k low bits of len; 3 is a lone 0
+    // (the general form would give `01`: masked to 0, one bit shorter).
+    let k = 63 - len.leading_zeros();
+    let three = u64::from(len == 3);
+    let lcode = ((((1u64 << k) - 2) << k) | (len & ((1 << k) - 1))) & !three.wrapping_neg();
+    let lbits = 2 * k - three as u32;
+    w.put((ocode << lbits) | lcode, obits + lbits);
 }
 
 #[cfg(test)]
@@ -498,10 +804,11 @@ mod test {
             (1, 8191, "1111000001 111111111110111111111111"),
         ];
         for &(off, len, bits) in cases {
-            let mut v = Vec::new();
+            let mut v = vec![0; 16];
             let mut w = BitWriter::new(&mut v);
             put_copy(&mut w, off, len);
-            w.finish();
+            let n = w.finish().unwrap();
+            v.truncate(n);
             let want: String = bits.chars().filter(|c| !c.is_whitespace()).collect();
             let got = to_bits(&v);
             assert_eq!(&got[..want.len()], want, "offset {off} len {len}");
@@ -577,26 +884,114 @@ mod test {
         }
     }
 
+    /// Wire octets for `data` cut into 1400-octet packets through one compressor.
+    fn wire_size(mut c: Compressor, data: &[u8]) -> usize {
+        let mut d = Decompressor::new();
+        let mut out = Vec::new();
+        let mut total = 0;
+        for p in data.chunks(1400) {
+            out.clear();
+            let f = c.compress(p, &mut out);
+            let wire: &[u8] = if f.contains(PacketFlags::COMPRESSED) {
+                &out
+            } else {
+                p
+            };
+            assert_eq!(d.decompress(f, wire).unwrap(), p);
+            total += wire.len();
+        }
+        total
+    }
+
     #[test]
-    fn chain_beats_single_probe_on_text() {
+    fn more_candidates_beat_a_single_probe_on_text() {
         let data = texty(11, 1400 * 20);
-        let size = |finder| {
-            let mut c = Compressor::with_match_finder(finder);
-            let mut out = Vec::new();
-            let mut total = 0;
-            for p in data.chunks(1400) {
-                out.clear();
-                let f = c.compress(p, &mut out);
-                total += if f.contains(PacketFlags::COMPRESSED) {
-                    out.len()
-                } else {
-                    p.len()
-                };
-            }
-            total
-        };
-        let single = size(MatchFinder::SingleProbe);
-        let chain = size(MatchFinder::default());
+        let single = wire_size(
+            Compressor::with_match_finder(MatchFinder::SingleProbe),
+            &data,
+        );
+        let default = wire_size(Compressor::new(), &data);
+        let chain = wire_size(
+            Compressor::with_match_finder(MatchFinder::Chain {
+                depth: 6,
+                lazy: false,
+            }),
+            &data,
+        );
+        let eight = wire_size(
+            Compressor::with_match_finder(MatchFinder::Bucket {
+                ways: 8,
+                lazy: true,
+            }),
+            &data,
+        );
+        assert!(default < single, "default {default} vs single {single}");
         assert!(chain < single, "chain {chain} vs single {single}");
+        assert!(
+            eight < default,
+            "8 ways + lazy {eight} vs default {default}"
+        );
+    }
+
+    #[test]
+    fn every_finder_and_insertion_policy_round_trips() {
+        let data = [texty(5, 9000), random(6, 3000), texty(7, 9000)].concat();
+        for finder in [
+            MatchFinder::SingleProbe,
+            MatchFinder::Bucket {
+                ways: 2,
+                lazy: false,
+            },
+            MatchFinder::Bucket {
+                ways: 4,
+                lazy: true,
+            },
+            MatchFinder::Bucket {
+                ways: 8,
+                lazy: false,
+            },
+            MatchFinder::Chain {
+                depth: 1,
+                lazy: false,
+            },
+            MatchFinder::Chain {
+                depth: 16,
+                lazy: true,
+            },
+        ] {
+            for insert in [None, Some(0), Some(16), Some(usize::MAX)] {
+                let size = wire_size(Compressor::tuned(finder, NICE, GOOD, insert), &data);
+                assert!(size < data.len(), "{finder:?} {insert:?}: {size}");
+            }
+        }
+    }
+
+    #[test]
+    fn incompressible_packets_go_uncompressed_but_a_noisy_start_does_not_give_up() {
+        let mut c = Compressor::new();
+        let mut out = Vec::new();
+        // Random data: given up on (after the first window), sent as is.
+        let f = c.compress(&random(1, 1400), &mut out);
+        assert!(!f.contains(PacketFlags::COMPRESSED));
+        assert!(out.is_empty());
+        // 200 random octets, then text: the first window still shrinks overall, so the packet
+        // is compressed.
+        let mut p = random(2, 200);
+        p.extend_from_slice(&texty(3, 1200));
+        let f = c.compress(&p, &mut out);
+        assert!(
+            f.contains(PacketFlags::COMPRESSED | PacketFlags::FLUSHED),
+            "{f:?}"
+        );
+        assert!(out.len() < p.len());
+        let mut d = Decompressor::new();
+        assert_eq!(d.decompress(f, &out).unwrap(), &p[..]);
+        // Text followed by 1000 random octets: compressible overall, stays compressed.
+        let mut q = texty(4, 1000);
+        q.extend_from_slice(&random(5, 1000));
+        out.clear();
+        let f = c.compress(&q, &mut out);
+        assert!(f.contains(PacketFlags::COMPRESSED), "{f:?}");
+        assert_eq!(d.decompress(f, &out).unwrap(), &q[..]);
     }
 }

@@ -147,72 +147,81 @@ fn decode(
     loop {
         r.refill();
         let avail = r.available();
-        // Every symbol is at least 8 bits long; fewer left is the final octet's padding.
-        if avail < 8 {
-            return Ok(pos);
-        }
-        // With a whole symbol's worth of bits buffered no symbol can be truncated; decode
-        // until the buffer runs low, then refill.
-        let fast = avail >= MAX_SYMBOL_BITS;
-        loop {
-            let avail = r.available();
-            if fast && avail < MAX_SYMBOL_BITS {
-                break;
-            }
-            let bits = r.peek();
-            if bits >> 63 == 0 {
-                // 0xxxxxxx: literal 0x00..=0x7f.
-                put(hist, pos, (bits >> 56) as u8)?;
-                pos += 1;
-                r.consume(8);
-            } else if bits >> 62 == 0b10 {
-                // 10xxxxxxx: literal 0x80..=0xff.
-                if avail < 9 {
-                    return Err(MppcError::Truncated);
+        if avail >= MAX_SYMBOL_BITS {
+            // With a whole symbol's worth of bits buffered no symbol can be truncated: decode
+            // without those checks until the buffer runs low, then refill.
+            loop {
+                pos = symbol::<false>(hist, &mut r, pos, filled)?;
+                if r.available() < MAX_SYMBOL_BITS {
+                    break;
                 }
-                put(hist, pos, 0x80 | ((bits >> 55) as u8 & 0x7f))?;
-                pos += 1;
-                r.consume(9);
-            } else {
-                let (offset, len, nbits) = copy_tuple(bits, avail)?;
-                r.consume(nbits);
-                let end = pos + len;
-                if end > HISTORY_SIZE {
-                    return Err(MppcError::OutputOverflow);
-                }
-                if offset != 0 && offset <= pos {
-                    copy_match(hist, pos - offset, pos, len);
-                } else {
-                    // Reaching back past the front: after a restart at the front (bit B) the
-                    // buffer still holds the previous round, and peers with a sliding or ring
-                    // history (FreeBSD/Linux mppc) refer to it. "Initialized history that has
-                    // not been used for compressing data must not be referred to in the
-                    // compressed packets" (RFC 2118 section 3.1): only octets written since
-                    // the last flush are accepted.
-                    // The 13-bit class encodes offsets up to 320 + 8191 = 8511, but the
-                    // table stops at 8191: larger ones point outside the history.
-                    if offset == 0 || offset >= HISTORY_SIZE {
-                        return Err(MppcError::BadOffset {
-                            offset,
-                            available: filled.max(pos),
-                        });
-                    }
-                    let src = pos + HISTORY_SIZE - offset;
-                    if (src + len).min(HISTORY_SIZE) > filled.max(pos) {
-                        return Err(MppcError::BadOffset {
-                            offset,
-                            available: filled.max(pos),
-                        });
-                    }
-                    copy_wrapped(hist, src, pos, len);
-                }
-                pos = end;
             }
-            if !fast {
-                break;
+        } else {
+            // Every symbol is at least 8 bits long; fewer left is the final octet's padding.
+            if avail < 8 {
+                return Ok(pos);
             }
+            pos = symbol::<true>(hist, &mut r, pos, filled)?;
         }
     }
+}
+
+/// Decodes one symbol at `pos` and returns the new position. With `CHECKED`, a symbol cut
+/// short by the end of the input is an error; without, the caller guarantees
+/// [`MAX_SYMBOL_BITS`] buffered bits.
+#[inline(always)]
+fn symbol<const CHECKED: bool>(
+    hist: &mut [u8; HIST_ALLOC],
+    r: &mut BitReader<'_>,
+    pos: usize,
+    filled: usize,
+) -> Result<usize, MppcError> {
+    let avail = r.available();
+    let bits = r.peek();
+    if bits >> 62 != 0b11 {
+        // Literal, without a branch on its form: `0xxxxxxx` is the octet itself; `10xxxxxxx`
+        // is 0x80 | xxxxxxx, i.e. the low 8 of those 9 bits with the top bit set. `t` is 1
+        // for the second form.
+        let t = (bits >> 63) as u32;
+        if CHECKED && avail < 8 + t {
+            return Err(MppcError::Truncated);
+        }
+        put(hist, pos, ((bits >> (56 - t)) as u8) | ((t as u8) << 7))?;
+        r.consume(8 + t);
+        return Ok(pos + 1);
+    }
+    let (offset, len, nbits) = copy_tuple::<CHECKED>(bits, avail)?;
+    r.consume(nbits);
+    let end = pos + len;
+    if end > HISTORY_SIZE {
+        return Err(MppcError::OutputOverflow);
+    }
+    if offset != 0 && offset <= pos {
+        copy_match(hist, pos - offset, pos, len);
+    } else {
+        // Reaching back past the front: after a restart at the front (bit B) the buffer still
+        // holds the previous round, and peers with a sliding or ring history (FreeBSD/Linux
+        // mppc) refer to it. "Initialized history that has not been used for compressing data
+        // must not be referred to in the compressed packets" (RFC 2118 section 3.1): only
+        // octets written since the last flush are accepted.
+        // The 13-bit class encodes offsets up to 320 + 8191 = 8511, but the table stops at
+        // 8191: larger ones point outside the history.
+        if offset == 0 || offset >= HISTORY_SIZE {
+            return Err(MppcError::BadOffset {
+                offset,
+                available: filled.max(pos),
+            });
+        }
+        let src = pos + HISTORY_SIZE - offset;
+        if (src + len).min(HISTORY_SIZE) > filled.max(pos) {
+            return Err(MppcError::BadOffset {
+                offset,
+                available: filled.max(pos),
+            });
+        }
+        copy_wrapped(hist, src, pos, len);
+    }
+    Ok(end)
 }
 
 #[inline(always)]
@@ -226,27 +235,33 @@ fn put(hist: &mut [u8; HIST_ALLOC], pos: usize, b: u8) -> Result<(), MppcError> 
     Ok(())
 }
 
+/// Offset classes by bits 2..4 of a copy tuple: (shift of the offset field in the peeked
+/// word, field mask, base, bits in the offset part).
+const OFFSET_CLASS: [(u32, usize, usize, u32); 4] = [
+    (48, 0x1fff, 320, 16), // 1100 + 12 more bits of the 13-bit field
+    (48, 0x1fff, 320, 16), // 1101
+    (52, 0xff, 64, 12),    // 1110 + 8 bits
+    (54, 0x3f, 0, 10),     // 1111 + 6 bits
+];
+
 /// Decodes a copy tuple from the left-aligned `bits` of which `avail` are valid:
 /// (offset, length, bits used).
 #[inline(always)]
-fn copy_tuple(bits: u64, avail: u32) -> Result<(usize, usize, u32), MppcError> {
-    let (offset, obits) = if bits >> 61 == 0b110 {
-        (320 + ((bits >> 48) as usize & 0x1fff), 16)
-    } else if bits >> 60 == 0b1110 {
-        (64 + ((bits >> 52) as usize & 0xff), 12)
-    } else {
-        ((bits >> 54) as usize & 0x3f, 10)
-    };
+fn copy_tuple<const CHECKED: bool>(
+    bits: u64,
+    avail: u32,
+) -> Result<(usize, usize, u32), MppcError> {
+    // Offset class by the top 4 bits (the first two are 11): 110x -> 13 bits + 320,
+    // 1110 -> 8 bits + 64, 1111 -> 6 bits. A table lookup instead of two unpredictable branches.
+    let (shift, mask, base, obits) = OFFSET_CLASS
+        .get((bits >> 60) as usize & 3)
+        .copied()
+        .unwrap_or((54, 0x3f, 0, 10));
+    let offset = base + ((bits >> shift) as usize & mask);
     // Length of match: k leading ones, a zero, then k+1 low bits of the length.
     let rest = bits << obits;
     let ones = rest.leading_ones();
-    let (len, lbits) = if ones == 0 {
-        (3, 1)
-    } else if ones < 12 {
-        let n = ones + 1;
-        let low = (rest << n) >> (64 - n);
-        ((1usize << n) | low as usize, 2 * n)
-    } else {
+    if ones >= 12 {
         // Bits past the end of the input read as zeros, so 12 ones are really there
         // (or the symbol is cut short): no length code starts like that.
         return if obits + 12 > avail {
@@ -254,8 +269,17 @@ fn copy_tuple(bits: u64, avail: u32) -> Result<(usize, usize, u32), MppcError> {
         } else {
             Err(MppcError::BadLength)
         };
+    }
+    // `ones` = 0 is the lone `0` for length 3; otherwise n = ones + 1 low bits follow the
+    // zero and the length is 2^n + those bits. Both are computed and one selected.
+    let n = ones + 1;
+    let low = ((rest << n) >> (64 - n)) as usize;
+    let (len, lbits) = if ones == 0 {
+        (3, 1)
+    } else {
+        ((1usize << n) | low, 2 * n)
     };
-    if obits + lbits > avail {
+    if CHECKED && obits + lbits > avail {
         return Err(MppcError::Truncated);
     }
     Ok((offset, len, obits + lbits))
@@ -287,31 +311,15 @@ fn store<const N: usize>(hist: &mut [u8; HIST_ALLOC], at: usize, v: [u8; N]) {
 fn copy_match(hist: &mut [u8; HIST_ALLOC], src: usize, dst: usize, len: usize) {
     let off = dst - src;
     if off >= len {
-        // Disjoint: short copies as two overlapping loads and stores (both loads first).
-        match len {
-            3 => {
-                let (x, y) = (load::<2>(hist, src), load::<2>(hist, src + 1));
-                store(hist, dst, x);
-                store(hist, dst + 1, y);
-            }
-            0..=2 => {
-                // Not produced by the decoder (lengths start at 3); kept total.
-                for j in 0..len {
-                    let [b] = load::<1>(hist, src + j);
-                    store(hist, dst + j, [b]);
-                }
-            }
-            4..=7 => {
-                let (x, y) = (load::<4>(hist, src), load::<4>(hist, src + len - 4));
-                store(hist, dst, x);
-                store(hist, dst + len - 4, y);
-            }
-            8..=16 => {
-                let (x, y) = (load::<8>(hist, src), load::<8>(hist, src + len - 8));
-                store(hist, dst, x);
-                store(hist, dst + len - 8, y);
-            }
-            _ => hist.copy_within(src..src + len, dst),
+        if len <= 16 {
+            // Disjoint and short: one 16-octet load from each side and a blend, so the
+            // octets past `dst + len` are written back unchanged (no length-class branches).
+            let new = u128::from_le_bytes(load::<16>(hist, src));
+            let old = u128::from_le_bytes(load::<16>(hist, dst));
+            let keep = u128::MAX.checked_shl(8 * len as u32).unwrap_or(0);
+            store(hist, dst, ((new & !keep) | (old & keep)).to_le_bytes());
+        } else {
+            hist.copy_within(src..src + len, dst);
         }
         return;
     }
