@@ -1,7 +1,9 @@
 //! Feeds arbitrary frames to a server engine and a client engine in every phase.
 //!
-//! The first octet says how many honest exchange steps run first (so the fuzzer reaches
-//! Establish, Authenticate and Network); the rest is a list of frames, each introduced by a
+//! The first octet says how many honest exchange steps run first (low 4 bits, so the fuzzer
+//! reaches Establish, Authenticate and Network), whether the client's password is wrong
+//! (bit 4: the refusal path, Failure then Terminate-Request) and whether both sides allow one
+//! MS-CHAP retry (bit 5: the R=1 path); the rest is a list of frames, each introduced by a
 //! control octet: bit 7 picks the target engine, bit 6 advances virtual time by one second
 //! first, the low 6 bits give the frame length (the frame is cut at the end of the input).
 //! Output frames of each engine are delivered to the other between fuzzed frames, so the
@@ -20,7 +22,7 @@ use pptp_nas::ppp::engine::{Engine, Policy};
 use pptp_nas::ppp::ipcp::IpcpConfig;
 use pptp_nas::ppp::lcp::AuthMethod;
 
-fn engines() -> (Engine, Engine) {
+fn engines(wrong_password: bool, retries: u8) -> (Engine, Engine) {
     let mut sp = Policy::server(
         vec![AuthMethod::MsChapV2, AuthMethod::ChapMd5, AuthMethod::Pap],
         IpcpConfig {
@@ -31,13 +33,12 @@ fn engines() -> (Engine, Engine) {
         },
     );
     sp.ccp.mppe = MppeMode::Required;
+    sp.auth.retries = retries;
+    let mut creds = ClientCredentials::new("alice", if wrong_password { "no" } else { "pw" });
+    creds.retries = retries;
     let store = Arc::new(StaticCredentials::new().with_password("alice", "pw"));
     let server = Engine::new(Arc::new(sp), Some(store), [7; 32]);
-    let client = Engine::new(
-        Arc::new(Policy::client(ClientCredentials::new("alice", "pw"))),
-        None,
-        [8; 32],
-    );
+    let client = Engine::new(Arc::new(Policy::client(creds)), None, [8; 32]);
     (client, server)
 }
 
@@ -59,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut now = Instant::now();
-    let (mut c, mut s) = engines();
+    let (mut c, mut s) = engines(honest & 0x10 != 0, (honest >> 5) & 1);
     c.open(now);
     s.open(now);
     for _ in 0..(honest % 16) {

@@ -426,7 +426,12 @@ impl Negotiator for CcpNegotiator {
                         if !reply.naks_allowed() {
                             self.failure = Some(CcpFailure::PeerRefused);
                         }
-                        let ours = self.want.unwrap_or(self.keys());
+                        // One key length (the strongest we allow) and the peer's H where
+                        // stateless is allowed, so a peer that takes the suggestion as is
+                        // converges in one round (Windows RRAS offers MPPC-only 0x01000001).
+                        let ours = self
+                            .choose(b | self.keys())
+                            .unwrap_or_else(|| self.want.unwrap_or(self.keys()));
                         reply.nak(raw.kind, raw.data, &ours.to_be_bytes());
                     } else {
                         self.failure = Some(CcpFailure::NoCommonKeyLength {

@@ -131,6 +131,41 @@ impl ChapAuthenticator {
         a
     }
 
+    /// Starts the exchange with a given first Identifier and Challenge value instead of
+    /// random ones: for a challenge that comes from elsewhere (a RADIUS server or a proxy
+    /// that already sent it) and for replaying published exchanges in tests. `challenge`
+    /// must have the variant's size (16 octets; 8 for MS-CHAPv1), else `None`.
+    pub fn with_challenge(
+        now: Instant,
+        variant: ChapVariant,
+        policy: &AuthenticatorPolicy,
+        identifier: u8,
+        challenge: &[u8],
+    ) -> Option<Self> {
+        if challenge.len() != variant.challenge_len() {
+            return None;
+        }
+        let mut a = ChapAuthenticator {
+            variant,
+            name: policy.name.clone(),
+            allow_lm: policy.allow_lm_response,
+            retries_left: policy.retries,
+            timing: policy.timing,
+            out: Outbox::default(),
+            // send_challenge steps the Identifier before use.
+            id: identifier.wrapping_sub(1),
+            challenge: [0; 16],
+            sent: 0,
+            done: None,
+            awaiting_retry: false,
+        };
+        for (d, s) in a.challenge.iter_mut().zip(challenge) {
+            *d = *s;
+        }
+        a.send_challenge(now);
+        Some(a)
+    }
+
     fn challenge(&self) -> &[u8] {
         self.challenge
             .get(..self.variant.challenge_len())
