@@ -13,13 +13,18 @@ use std::time::Duration;
 
 use pptp_nas::hdlc::{Decoder, DecoderConfig, Encoder, EncoderConfig};
 use pptp_nas::io::pty::pty_pair;
+use pptp_nas::io::softmodem::{Softmodem, SoftmodemOptions};
+use pptp_nas::modem::sim::SimConfig;
 use pptp_nas::pac::config::{PacConfig, ValidateOptions};
 use pptp_nas::pac::gre::{pair, GreChannel, GreDatagram};
 use pptp_nas::pac::{Pac, PacHandle};
 use pptp_nas::pptp::control::{
-    CallEnd, CallInfo, Config, Connection, DialResult, Event, Open, Role,
+    CallEnd, CallInfo, Config, Connection, DialResult, Event, Open, OutgoingCall, Role,
 };
-use pptp_nas::pptp::message::{CallDisconnectResult, CauseCode, WanErrorNotify};
+use pptp_nas::pptp::message::{
+    BearerType, CallDisconnectResult, CauseCode, FramingType, OutgoingCallResult, TextField,
+    WanErrorNotify,
+};
 use pptp_nas::pptp::{GreRepr, SeqNumber};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -81,6 +86,8 @@ enum PnsEv {
 
 enum PnsCmd {
     Clear(u16),
+    /// PNS-initiated outgoing call (OCRQ) to this number on this bearer.
+    Ocrq(String, BearerType),
 }
 
 /// A minimal PNS: accepts every ICRQ, "dials" every OCRQ, reports calls.
@@ -137,6 +144,17 @@ async fn test_pns(
                 },
                 k = cmd.recv() => match k {
                     Some(PnsCmd::Clear(id)) => c.hang_up(Instant::now().into_std(), id, CauseCode::NormalClearing).unwrap(),
+                    Some(PnsCmd::Ocrq(number, bearer)) => {
+                        let call = OutgoingCall {
+                            minimum_bps: 300,
+                            maximum_bps: 64_000_000,
+                            bearer,
+                            framing: FramingType::Async,
+                            phone_number: TextField::new(number.as_bytes()).unwrap(),
+                            subaddress: TextField::default(),
+                        };
+                        c.outgoing_call(Instant::now().into_std(), call).unwrap();
+                    }
                     None => return,
                 },
                 () = tokio::time::sleep(Duration::from_millis(50)) => c.handle_timeout(Instant::now().into_std()),
@@ -502,5 +520,117 @@ async fn max_session_time_ends_a_busy_call() {
     }
     assert!(up.elapsed() >= Duration::from_millis(1500));
     r.wait_state("idle").await;
+    r.pac.shutdown().await;
+}
+
+async fn expect_text(dev: &mut tokio_serial::SerialStream, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while !String::from_utf8_lossy(&got).contains(want) {
+        match tokio::time::timeout_at(deadline, dev.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            other => panic!(
+                "waiting for {want:?}: {other:?}, got {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+}
+
+/// OCRQ from the PNS: the PAC picks the free modem line, dials (ATDT), the far soft-modem
+/// auto-answers, and the OCRP says Connected with the CONNECT speed; data flows both ways and
+/// Call-Clear-Request hangs up. With the only line busy, or for a bearer no line has, the OCRP
+/// says Do Not Accept with cause 34 (no circuit available).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pns_initiated_outgoing_call_dials_a_free_line() {
+    let dir = std::env::temp_dir().join(format!("pptp-nas-pac-ocrq-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let sm = Softmodem::start(&SoftmodemOptions {
+        dir,
+        lines: 1,
+        sim: SimConfig {
+            speed: 1_000_000,
+            ring_interval: Duration::from_millis(300),
+            ..SimConfig::default()
+        },
+    })
+    .unwrap();
+    let lines = format!(
+        "  - {{id: dial0, device: {}, type: modem, profile: softmodem}}\n",
+        sm.lines()[0].nas.display()
+    );
+    let (pac, gre, pns) = start_pac(&lines, "").await;
+    let mut client =
+        pptp_nas::io::line::open_serial(&sm.lines()[0].client, 115_200, false).unwrap();
+    // The called party's modem answers on the first RING.
+    client.write_all(b"ATE0S0=1\r").await.unwrap();
+    expect_text(&mut client, "OK").await;
+    let mut r = Rig::new(pac, gre, pns, client, vec![Box::new(sm)]);
+    r.wait_state("idle").await;
+    // ... and the modem initialised (a line still sending its init strings cannot dial).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.pac.status().lines[0].view.modem != "Idle" {
+        assert!(Instant::now() < deadline, "modem not initialised");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The PNS can only ask once the control connection is up.
+    while !r.pac.status().pns[0].up {
+        assert!(Instant::now() < deadline, "control connection not up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    r.cmd
+        .send(PnsCmd::Ocrq("5550199".into(), BearerType::Analog))
+        .unwrap();
+    let info = match r.next_ev().await {
+        PnsEv::Up(i) => i,
+        other => panic!("expected OCRP Connected: {other:?}"),
+    };
+    assert_eq!(
+        info.connect_speed, 1_000_000,
+        "the CONNECT speed goes in the OCRP"
+    );
+    expect_text(&mut r.client, "CONNECT").await;
+    r.wait_state("up").await;
+    let st = r.pac.status();
+    let call = st.lines[0].view.call.clone().expect("call in status");
+    assert_eq!(call.pns, "corp");
+    assert_eq!(call.caller, "5550199");
+    r.client_writes(&IP_FRAME).await;
+    assert_eq!(r.pns_receives().await, IP_FRAME);
+    assert_eq!(r.pns_sends(&info, &LCP_CONFREQ).await, LCP_CONFREQ);
+
+    // The only analog line is busy: Do Not Accept, no circuit available.
+    r.cmd
+        .send(PnsCmd::Ocrq("5550198".into(), BearerType::Analog))
+        .unwrap();
+    match r.next_ev().await {
+        PnsEv::Down(_, CallEnd::OutgoingFailed { result, cause, .. }) => {
+            assert_eq!(result, OutgoingCallResult::DoNotAccept);
+            assert_eq!(cause, CauseCode::NoCircuitAvailable);
+        }
+        other => panic!("expected OCRP Do Not Accept: {other:?}"),
+    }
+
+    // Call-Clear-Request from the PNS hangs up; the line is free again.
+    r.cmd.send(PnsCmd::Clear(info.call_id)).unwrap();
+    match r.next_ev().await {
+        PnsEv::Down(id, CallEnd::Disconnected { .. }) => assert_eq!(id, info.call_id),
+        other => panic!("expected CDN: {other:?}"),
+    }
+    r.wait_state("idle").await;
+
+    // No ISDN line: a digital OCRQ is refused the same way.
+    r.cmd
+        .send(PnsCmd::Ocrq("5550197".into(), BearerType::Digital))
+        .unwrap();
+    match r.next_ev().await {
+        PnsEv::Down(_, CallEnd::OutgoingFailed { result, cause, .. }) => {
+            assert_eq!(result, OutgoingCallResult::DoNotAccept);
+            assert_eq!(cause, CauseCode::NoCircuitAvailable);
+        }
+        other => panic!("expected OCRP Do Not Accept: {other:?}"),
+    }
     r.pac.shutdown().await;
 }

@@ -14,15 +14,19 @@ use tracing::Instrument;
 
 use super::config::{CallMode, LineConfig, LineKind, LineMode};
 use super::lineio::LineIo;
-use super::pns::{CallEv, PnsCmd};
+use super::pns::{CallEv, DialOut, PnsCmd};
 use super::relay::{recv_batch, Relay, RX_BATCH};
 use super::select::{candidates, CallFacts, Decision};
 use super::terminate::LocalCall;
 use super::Shared;
 use crate::io::line::{LineEvent, ModemIo};
-use crate::modem::control::{AnswerMode, ControlConfig, Event as ModemEvent, Framing, HangupCause};
-use crate::pptp::control::{CallEnd, CallInfo, IncomingCall, OutgoingCall};
-use crate::pptp::message::{BearerType, CauseCode, FramingType, TextField, WanErrorNotify};
+use crate::modem::control::{
+    AnswerMode, ControlConfig, Event as ModemEvent, Failure, Framing, HangupCause,
+};
+use crate::pptp::control::{CallEnd, CallInfo, DialResult, IncomingCall, OutgoingCall};
+use crate::pptp::message::{
+    BearerType, CauseCode, FramingType, OutgoingCallResult, TextField, WanErrorNotify,
+};
 
 /// Most line octets kept between the answer and the tunnel coming up.
 const MAX_EARLY: usize = 64 * 1024;
@@ -119,7 +123,16 @@ struct Call {
     local: Option<LocalCall>,
     /// This call terminates locally (no PNS).
     terminate: bool,
+    /// Placed by us for a PNS's Outgoing-Call-Request (OCRP answers it).
+    dialout: bool,
     up_at: Option<Instant>,
+}
+
+/// Commands to a line task.
+#[derive(Debug)]
+pub(crate) enum LineCmd {
+    /// Dial out for a PNS's Outgoing-Call-Request.
+    Dial(DialOut),
 }
 
 /// The `pns` name a locally terminated call shows in `status` and logs.
@@ -151,6 +164,7 @@ impl Call {
             relay: None,
             local: None,
             terminate: true,
+            dialout: false,
             up_at: None,
         }
     }
@@ -165,6 +179,7 @@ pub(crate) async fn run<S: ModemIo>(
     ctx: LineCtx,
     mut line: LineIo<S>,
     mut stop: watch::Receiver<bool>,
+    mut cmds: mpsc::Receiver<LineCmd>,
 ) {
     let mut phase = Phase::Idle;
     let mut call: Option<Call> = None;
@@ -275,6 +290,9 @@ pub(crate) async fn run<S: ModemIo>(
             _ = tick.tick(), if relaying || terminating => {
                 housekeeping(&ctx, &mut line, &mut phase, &mut call).instrument(span).await;
             }
+            Some(cmd) = cmds.recv() => match cmd {
+                LineCmd::Dial(d) => dial_out(&ctx, &mut line, &mut phase, &mut call, d).await,
+            },
             _ = stop.changed() => {
                 stop_line(&ctx, &mut line, &phase, call.take()).instrument(span).await;
                 return;
@@ -435,6 +453,7 @@ async fn offer(
                     relay: None,
                     local: None,
                     terminate: false,
+                    dialout: false,
                     up_at: None,
                 });
             }
@@ -551,6 +570,22 @@ async fn modem_event<S: ModemIo>(
                 return;
             };
             c.connect = Some((speed, framing));
+            if c.dialout {
+                // OCRP Connected with the real connect speed; the call comes up (CallEv::Up).
+                c.span.in_scope(|| {
+                    tracing::info!(line = %ctx.cfg.id, speed, "dial-out connected: OCRP Connected");
+                });
+                if let Some(tx) = ctx.shared.pns_tx(&c.pns) {
+                    let _ = tx
+                        .send(PnsCmd::DialResult {
+                            call_id: c.call_id,
+                            result: DialResult::connected(speed),
+                        })
+                        .await;
+                }
+                set_state(ctx, "connecting", line, call.as_ref());
+                return;
+            }
             if c.terminate {
                 let seed = local_seed(&ctx.cfg.id);
                 let started = ctx
@@ -619,8 +654,23 @@ async fn modem_event<S: ModemIo>(
         }
         ModemEvent::CallFailed(f) => {
             if let Some(c) = call.take() {
-                tracing::info!(line = %ctx.cfg.id, failure = ?f, "answer failed");
-                hang_up_pns(ctx, &c, CauseCode::NoAnswer).await;
+                if c.dialout {
+                    let r = dial_failure(f);
+                    c.span.in_scope(|| {
+                        tracing::info!(line = %ctx.cfg.id, failure = ?f, result = ?r.result, cause = ?r.cause, "dial-out failed: OCRP");
+                    });
+                    if let Some(tx) = ctx.shared.pns_tx(&c.pns) {
+                        let _ = tx
+                            .send(PnsCmd::DialResult {
+                                call_id: c.call_id,
+                                result: r,
+                            })
+                            .await;
+                    }
+                } else {
+                    tracing::info!(line = %ctx.cfg.id, failure = ?f, "answer failed");
+                    hang_up_pns(ctx, &c, CauseCode::NoAnswer).await;
+                }
             }
             *phase = Phase::Idle;
             set_state(ctx, "idle", line, None);
@@ -722,6 +772,12 @@ async fn call_event<S: ModemIo>(
         }
         CallEv::Up(info) => {
             c.info = Some(info);
+            if c.dialout {
+                start_relay(ctx, c, &info);
+                *phase = Phase::Up;
+                set_state(ctx, "up", line, call.as_ref());
+                return;
+            }
             match c.mode {
                 CallMode::IncomingCall => {
                     start_relay(ctx, c, &info);
@@ -856,6 +912,88 @@ async fn housekeeping<S: ModemIo>(
             cv.up_since_s = c.up_at.map(|t| t.elapsed().as_secs());
         }
     }
+}
+
+/// The OCRP for a failed dial (RFC 2637 §2.8 Result Codes, Q.850 causes).
+fn dial_failure(f: Failure) -> DialResult {
+    let (result, cause) = match f {
+        Failure::Busy => (OutgoingCallResult::Busy, CauseCode::UserBusy),
+        Failure::NoCarrier => (OutgoingCallResult::NoCarrier, CauseCode::NoUserResponding),
+        Failure::NoDialtone => (OutgoingCallResult::NoDialTone, CauseCode::NetworkOutOfOrder),
+        Failure::NoAnswer => (OutgoingCallResult::TimeOut, CauseCode::NoAnswer),
+        Failure::Timeout => (OutgoingCallResult::TimeOut, CauseCode::TimerExpiry),
+        _ => (
+            OutgoingCallResult::GeneralError,
+            CauseCode::NormalUnspecified,
+        ),
+    };
+    let mut r = DialResult::failed(result);
+    r.cause = cause;
+    r
+}
+
+/// A PNS asked for an outgoing call (OCRQ) and the dispatcher picked this line: dial the
+/// number, or answer Do Not Accept at once when the line turned busy meanwhile.
+async fn dial_out<S: ModemIo>(
+    ctx: &LineCtx,
+    line: &mut LineIo<S>,
+    phase: &mut Phase,
+    call: &mut Option<Call>,
+    d: DialOut,
+) {
+    let number = d.request.phone_number.to_string_lossy().into_owned();
+    let span = tracing::info_span!(
+        "call",
+        pns = %d.pns,
+        caller = %number,
+        dnis = "",
+        call_id = d.call_id,
+        peer_call_id = d.request.call_id,
+    );
+    let _g = span.clone().entered();
+    let refused = if call.is_some() || !matches!(phase, Phase::Idle) || !line.is_idle() {
+        Some("line busy".to_string())
+    } else {
+        line.dial(&number).err().map(|e| e.to_string())
+    };
+    if let Some(why) = refused {
+        tracing::info!(line = %ctx.cfg.id, %number, %why, "dial-out refused: OCRP Do Not Accept");
+        let mut r = DialResult::failed(OutgoingCallResult::DoNotAccept);
+        r.cause = CauseCode::NoCircuitAvailable;
+        if let Some(tx) = ctx.shared.pns_tx(&d.pns) {
+            let _ = tx.try_send(PnsCmd::DialResult {
+                call_id: d.call_id,
+                result: r,
+            });
+        }
+        return;
+    }
+    tracing::info!(line = %ctx.cfg.id, %number, "dialling for the PNS (OCRQ)");
+    let pns_addr = ctx
+        .shared
+        .pns_cfg(&d.pns)
+        .map_or(Ipv4Addr::UNSPECIFIED, |p| p.address);
+    *call = Some(Call {
+        span,
+        early: Vec::new(),
+        pns: d.pns,
+        pns_addr,
+        mode: CallMode::IncomingCall,
+        call_id: d.call_id,
+        events: Some(d.events),
+        cands: Vec::new(),
+        caller: number,
+        dnis: String::new(),
+        connect: None,
+        info: None,
+        relay: None,
+        local: None,
+        terminate: false,
+        dialout: true,
+        up_at: None,
+    });
+    *phase = Phase::Answering;
+    set_state(ctx, "dialing", line, call.as_ref());
 }
 
 /// Writes what the local PPP session queued to the line.

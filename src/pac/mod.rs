@@ -129,6 +129,50 @@ impl Shared {
     }
 }
 
+/// A line that can dial for a PNS: its type, its status view, its command channel.
+type DialLine = (
+    config::LineKind,
+    Arc<Mutex<LineView>>,
+    mpsc::Sender<line::LineCmd>,
+);
+
+/// Hands a PNS's Outgoing-Call-Request to an idle line of the bearer asked for (analog:
+/// modem lines, digital: ISDN lines, any: either; direct lines never dial), or answers it
+/// with OCRP Do Not Accept, cause 34 (no circuit available), when none is free.
+async fn dispatch_dialout(shared: &Shared, lines: &[DialLine], mut d: pns::DialOut) {
+    use crate::pptp::message::BearerType;
+    let bearer = d.request.bearer_type;
+    let fits = |k: config::LineKind| match bearer {
+        BearerType::Analog => k == config::LineKind::Modem,
+        BearerType::Digital => k == config::LineKind::Isdn,
+        _ => matches!(k, config::LineKind::Modem | config::LineKind::Isdn),
+    };
+    for (kind, view, tx) in lines {
+        let idle = view.lock().map(|v| v.state == "idle").unwrap_or(false);
+        if !idle || !fits(*kind) {
+            continue;
+        }
+        match tx.try_send(line::LineCmd::Dial(d)) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(line::LineCmd::Dial(back)))
+            | Err(mpsc::error::TrySendError::Closed(line::LineCmd::Dial(back))) => d = back,
+        }
+    }
+    tracing::info!(pns = %d.pns, call_id = d.call_id, bearer = ?d.request.bearer_type, "outgoing call refused: no free line of that bearer");
+    if let Some(tx) = shared.pns_tx(&d.pns) {
+        let mut r = crate::pptp::control::DialResult::failed(
+            crate::pptp::message::OutgoingCallResult::DoNotAccept,
+        );
+        r.cause = crate::pptp::message::CauseCode::NoCircuitAvailable;
+        let _ = tx
+            .send(PnsCmd::DialResult {
+                call_id: d.call_id,
+                result: r,
+            })
+            .await;
+    }
+}
+
 /// A running PAC.
 pub struct Pac;
 
@@ -158,6 +202,8 @@ impl Pac {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut pns = HashMap::new();
         let mut pns_tasks = Vec::new();
+        // Outgoing-Call-Requests from every PNS go to one dispatcher that picks a line.
+        let (dialout_tx, mut dialout_rx) = mpsc::unbounded_channel::<pns::DialOut>();
         for p in &c.pns {
             let (tx, rx) = mpsc::channel(256);
             let shared = Arc::new(PnsShared::default());
@@ -168,8 +214,10 @@ impl Pac {
                 shared,
                 rx,
                 stop_rx.clone(),
+                dialout_tx.clone(),
             )));
         }
+        drop(dialout_tx);
         let terminator = match &c.terminate {
             Some(t) => {
                 let base = config
@@ -208,6 +256,7 @@ impl Pac {
             }
         }));
         let mut lines = Vec::new();
+        let mut dial_lines: Vec<DialLine> = Vec::new();
         for l in &c.lines {
             let view = Arc::new(Mutex::new(LineView {
                 id: l.id.clone(),
@@ -218,6 +267,10 @@ impl Pac {
             lines.push((view.clone(), stats.clone()));
             if !l.enabled {
                 continue;
+            }
+            let (cmd_tx, cmd_rx) = mpsc::channel::<line::LineCmd>(4);
+            if l.kind != config::LineKind::Direct {
+                dial_lines.push((l.kind, view.clone(), cmd_tx));
             }
             let profile = config.profile(l).ok_or_else(|| PacError::NoProfile {
                 line: l.id.clone(),
@@ -257,7 +310,7 @@ impl Pac {
                                     io, control,
                                 )))
                             };
-                            line::run(ctx, io, stop).await
+                            line::run(ctx, io, stop, cmd_rx).await
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "cannot open line device: out of service");
@@ -270,6 +323,19 @@ impl Pac {
                 .instrument(span),
             ));
         }
+        let dispatch_shared = shared.clone();
+        let mut dispatch_stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    d = dialout_rx.recv() => match d {
+                        Some(d) => dispatch_dialout(&dispatch_shared, &dial_lines, d).await,
+                        None => return,
+                    },
+                    _ = dispatch_stop.changed() => return,
+                }
+            }
+        }));
         Ok(PacHandle {
             source: Arc::new(status::StatusSource {
                 shared,

@@ -72,6 +72,25 @@ pub(crate) enum PnsCmd {
         call_id: u16,
         counters: WanErrorNotify,
     },
+    /// A dial-out asked for by the PNS (OCRQ) finished: send OCRP.
+    DialResult {
+        call_id: u16,
+        result: crate::pptp::control::DialResult,
+    },
+}
+
+/// An Outgoing-Call-Request from a PNS, handed to the PAC's line dispatcher: pick a free line
+/// of the right bearer, dial, answer with [`PnsCmd::DialResult`].
+#[derive(Debug)]
+pub(crate) struct DialOut {
+    /// Name of the PNS that asked.
+    pub(crate) pns: String,
+    /// Our Call ID for the call.
+    pub(crate) call_id: u16,
+    /// The request (number, bearer, speeds).
+    pub(crate) request: crate::pptp::message::OutgoingCallRequest,
+    /// Events of the call (up once the OCRP Connected went out, down on CCRQ).
+    pub(crate) events: mpsc::UnboundedReceiver<CallEv>,
 }
 
 /// Connection state shown by `status` and used by tunnel selection.
@@ -150,6 +169,7 @@ pub(crate) async fn run(
     shared: Arc<PnsShared>,
     mut cmds: mpsc::Receiver<PnsCmd>,
     mut stop: watch::Receiver<bool>,
+    dialout: mpsc::UnboundedSender<DialOut>,
 ) {
     let mut backoff = Duration::from_secs(cfg.reconnect_min_s.max(1));
     let max_backoff = Duration::from_secs(cfg.reconnect_max_s.max(cfg.reconnect_min_s).max(1));
@@ -167,9 +187,11 @@ pub(crate) async fn run(
             Ok(tcp) => {
                 seed = seed.wrapping_add(1000);
                 let span = tracing::info_span!("pns", pns = %cfg.name, addr = %cfg.address);
-                session(&ident, &cfg, &shared, &mut cmds, &mut stop, tcp, seed)
-                    .instrument(span)
-                    .await
+                session(
+                    &ident, &cfg, &shared, &mut cmds, &mut stop, tcp, seed, &dialout,
+                )
+                .instrument(span)
+                .await
             }
             Err(e) => {
                 tracing::warn!(pns = %cfg.name, addr = %cfg.address, error = %e, "cannot reach PNS");
@@ -213,11 +235,15 @@ fn refuse(c: PnsCmd, why: &str) {
         PnsCmd::Incoming { reply, .. } | PnsCmd::Outgoing { reply, .. } => {
             let _ = reply.send(Err(why.into()));
         }
-        PnsCmd::Answered { .. } | PnsCmd::HangUp { .. } | PnsCmd::Wan { .. } => {}
+        PnsCmd::Answered { .. }
+        | PnsCmd::HangUp { .. }
+        | PnsCmd::Wan { .. }
+        | PnsCmd::DialResult { .. } => {}
     }
 }
 
 /// One TCP control connection; returns whether it got established.
+#[allow(clippy::too_many_arguments)]
 async fn session(
     ident: &Identity,
     cfg: &PnsConfig,
@@ -226,6 +252,7 @@ async fn session(
     stop: &mut watch::Receiver<bool>,
     mut tcp: TcpStream,
     seed: u16,
+    dialout: &mpsc::UnboundedSender<DialOut>,
 ) -> bool {
     let mut conn = Connection::new(
         control_config(ident, cfg, seed),
@@ -287,16 +314,30 @@ async fn session(
                     },
                 ),
                 Event::OutgoingCallRequested { call_id, request } => {
-                    // Dial-out on request is not wired to the lines yet: refuse cleanly.
+                    // The line dispatcher picks a free line and dials; the line answers with
+                    // PnsCmd::DialResult (OCRP).
                     tracing::info!(
                         call_id,
                         number = %request.phone_number.to_string_lossy(),
-                        "outgoing call requested by the PNS: no line available for dial-out"
+                        bearer = ?request.bearer_type,
+                        "outgoing call requested by the PNS"
                     );
-                    let mut r =
-                        crate::pptp::control::DialResult::failed(OutgoingCallResult::DoNotAccept);
-                    r.cause = CauseCode::NoCircuitAvailable;
-                    let _ = conn.dial_result(Instant::now().into_std(), call_id, r);
+                    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+                    let d = DialOut {
+                        pns: cfg.name.clone(),
+                        call_id,
+                        request,
+                        events: ev_rx,
+                    };
+                    if dialout.send(d).is_ok() {
+                        routes.insert(call_id, ev_tx);
+                    } else {
+                        let mut r = crate::pptp::control::DialResult::failed(
+                            OutgoingCallResult::DoNotAccept,
+                        );
+                        r.cause = CauseCode::NoCircuitAvailable;
+                        let _ = conn.dial_result(Instant::now().into_std(), call_id, r);
+                    }
                 }
                 Event::Collision { .. }
                 | Event::IncomingCallRequested { .. }
@@ -403,6 +444,13 @@ fn apply(
         }
         PnsCmd::Wan { call_id, counters } => {
             let _ = conn.wan_error(now, call_id, counters);
+        }
+        PnsCmd::DialResult { call_id, result } => {
+            if conn.dial_result(now, call_id, result).is_err()
+                || result.result != OutgoingCallResult::Connected
+            {
+                routes.remove(&call_id);
+            }
         }
     }
 }
