@@ -15,6 +15,7 @@
 mod macros;
 
 pub mod config;
+pub mod dial;
 pub mod hdlc;
 pub mod io;
 pub mod lab;

@@ -42,6 +42,11 @@ enum Command {
     /// Stops cleanly on SIGTERM or SIGINT. Exit 0 after a clean stop, 2 on bad flags, 1 on
     /// errors.
     Pns(pptp_nas::pns::daemon::PnsArgs),
+    /// The dial-in client: opens a modem (serial device or softmodem pty), dials, runs PPP
+    /// (client role) and built-in traffic (--ping, --throughput), reports the negotiated link
+    /// and hangs up. Exit codes: 0 ok, 1 other, 2 usage/config, 3 device, 4 no carrier/busy/
+    /// no answer, 5 auth failed, 6 negotiation failed, 7 timeout, 8 pings lost, 9 carrier lost.
+    Dial(pptp_nas::dial::DialArgs),
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +104,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .try_init();
     match cli.command {
+        Command::Dial(a) => std::process::exit(pptp_nas::dial::main(&a)),
         Command::Lab(a) => std::process::exit(pptp_nas::lab::cli::main(&a)),
         Command::Ppp(_) => Ok(()),
         Command::Pns(a) => {

@@ -35,15 +35,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::config::policy::{apply_ccp, parse_auth, parse_mppc, parse_mppe, parse_user};
 use crate::hdlc::{Decoder, DecoderConfig, Encoder, EncoderConfig};
-use crate::pns::session::Session;
+use crate::pns::session::{Session, SessionStats};
 use crate::ppp::auth::{ClientCredentials, StaticCredentials};
 #[cfg(test)]
 use crate::ppp::ccp::MppeMode;
-use crate::ppp::engine::{DownReason, Event, Policy, Role};
+use crate::ppp::engine::{DownReason, Event, Phase, Policy, Role};
 use crate::ppp::ipcp::IpcpConfig;
 use crate::ppp::lcp::AuthMethod;
 use crate::ppp::packet::MppeBits;
-use crate::responder::{Pinger, Responder, Verdict};
+use crate::responder::{BulkStream, Pinger, Responder, Verdict};
 
 /// Exit code: the link came up (and every ping came back).
 pub const EXIT_OK: i32 = 0;
@@ -181,6 +181,9 @@ pub struct Settings {
     pub pings: u32,
     /// Establishment bound.
     pub connect_timeout: Duration,
+    /// Client: after the pings, this long a bulk UDP stream to the peer's discard port
+    /// (zero: none), timed until a trailing ping comes back (`pptp-nas dial --throughput`).
+    pub throughput: Duration,
 }
 
 /// Turns flags into [`Settings`].
@@ -270,6 +273,7 @@ pub fn settings(a: &PppArgs) -> Result<Settings, String> {
         responder: a.responder || role == Role::Server,
         pings: a.ping.unwrap_or(0),
         connect_timeout: Duration::from_secs_f64(connect_timeout),
+        throughput: Duration::ZERO,
     })
 }
 
@@ -292,6 +296,59 @@ pub struct Outcome {
     pub answered: u64,
     /// Why it failed, if it did.
     pub error: Option<String>,
+    /// What kind of failure `error` is (set with it).
+    pub failure: Option<LinkFailure>,
+    /// The authentication method used on the link (either direction).
+    pub auth: Option<AuthMethod>,
+    /// DNS servers IPCP assigned (client) or handed out (server).
+    pub dns: [Option<Ipv4Addr>; 2],
+    /// Median round-trip time of the pings answered.
+    pub rtt_median: Option<Duration>,
+    /// Throughput run: IP octets sent and the time until the trailing ping came back.
+    pub bulk: Option<(u64, Duration)>,
+    /// Data-path counters (compression ratio) at the end.
+    pub stats: SessionStats,
+}
+
+/// The kind of a failed link, for exit codes (`pptp-nas dial`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LinkFailure {
+    /// Authentication failed or was refused.
+    Auth,
+    /// LCP, CCP (MPPE policy) or IPCP could not agree.
+    Negotiation,
+    /// The peer did not answer in time (LCP, echo, or the link not up by the deadline).
+    Timeout,
+    /// The link came up but pings went unanswered.
+    PingsLost,
+    /// The line went away (EOF, read/write error) before we were done.
+    LineClosed,
+}
+
+impl LinkFailure {
+    /// The kind of failure a [`DownReason`] means.
+    pub fn of(reason: &DownReason) -> LinkFailure {
+        match reason {
+            DownReason::AuthFailed(_) | DownReason::AuthRefused | DownReason::NoCredentials => {
+                LinkFailure::Auth
+            }
+            DownReason::LcpTimeout | DownReason::EchoTimeout | DownReason::TerminateTimeout => {
+                LinkFailure::Timeout
+            }
+            DownReason::LowerLayerDown => LinkFailure::LineClosed,
+            _ => LinkFailure::Negotiation,
+        }
+    }
+}
+
+/// A throughput run in progress (see [`Settings::throughput`]).
+#[derive(Debug)]
+struct BulkRun {
+    stream: BulkStream,
+    start: Instant,
+    marker: Pinger,
+    marker_sent: Option<Instant>,
 }
 
 impl Outcome {
@@ -363,10 +420,10 @@ fn seed() -> [u8; 32] {
 }
 
 /// Runs one PPP link over `line` until it ends; sans-IO session, tokio shell.
-pub async fn run_link(
+pub async fn run_link<'a>(
     st: &Settings,
-    mut reader: Box<dyn AsyncRead + Unpin + Send>,
-    mut writer: Box<dyn AsyncWrite + Unpin + Send>,
+    mut reader: Box<dyn AsyncRead + Unpin + Send + 'a>,
+    mut writer: Box<dyn AsyncWrite + Unpin + Send + 'a>,
     seed: [u8; 32],
 ) -> Outcome {
     let store = st
@@ -376,11 +433,13 @@ pub async fn run_link(
     let mut session = Session::new(Arc::new(st.policy.clone()), store, seed);
     let mut dec = Decoder::new(DecoderConfig::default());
     let mut rbuf = vec![0u8; 16 * 1024];
-    let mut frames: Vec<Vec<u8>> = Vec::new();
+    let mut accm_applied = false;
     let mut enc = Encoder::new(EncoderConfig::default());
     let mut out = Outcome::default();
     let mut responder = Responder::new();
     let mut pinger: Option<Pinger> = None;
+    let mut bulk: Option<BulkRun> = None;
+    let traffic = st.pings > 0 || !st.throughput.is_zero();
     let mut next_ping = Instant::now();
     let mut closing_since: Option<Instant> = None;
     let started = Instant::now();
@@ -390,8 +449,9 @@ pub async fn run_link(
     session.open(Instant::now());
     loop {
         let now = Instant::now();
-        // Traffic generator.
-        if up && st.pings > 0 && closing_since.is_none() {
+        // Traffic generator: pings, then the throughput run, then close.
+        out.stats = session.stats();
+        if up && traffic && closing_since.is_none() {
             if pinger.is_none() {
                 if let Some((l, p)) = out.addrs {
                     pinger = Some(Pinger::new(l, p, 0x7070, 56));
@@ -399,8 +459,41 @@ pub async fn run_link(
             }
             if let Some(pg) = pinger.as_mut() {
                 if out.pings.1 >= st.pings {
-                    session.close(now, "pings done");
-                    closing_since = Some(now);
+                    if st.throughput.is_zero() || out.bulk.is_some() {
+                        session.close(now, "traffic done");
+                        closing_since = Some(now);
+                    } else if let Some((l, p)) = out.addrs {
+                        let b = bulk.get_or_insert_with(|| BulkRun {
+                            stream: BulkStream::new(l, p, 1000),
+                            start: now,
+                            marker: Pinger::new(l, p, 0x7071, 8),
+                            marker_sent: None,
+                        });
+                        if now < b.start + st.throughput {
+                            // A few datagrams per turn: the line write below blocks while the
+                            // line is full, which paces the stream at the line's speed.
+                            for _ in 0..4 {
+                                let pkt = b.stream.next_packet();
+                                let _ = session.send_ip(&pkt);
+                            }
+                        } else if b.marker_sent.is_none() {
+                            // The trailing ping comes back only after every datagram ahead
+                            // of it crossed the line: the run is timed until then.
+                            let req = b.marker.next_request(now);
+                            let _ = session.send_ip(&req);
+                            b.marker_sent = Some(now);
+                        } else if b
+                            .marker_sent
+                            .is_some_and(|t| now > t + Duration::from_secs(15))
+                        {
+                            out.error = Some(
+                                "throughput run: the trailing ping never came back".to_string(),
+                            );
+                            out.failure = Some(LinkFailure::PingsLost);
+                            session.close(now, "pings lost");
+                            closing_since = Some(now);
+                        }
+                    }
                 } else if out.pings.0 < st.pings && now >= next_ping {
                     let req = pg.next_request(now);
                     if session.send_ip(&req).is_ok() {
@@ -413,6 +506,7 @@ pub async fn run_link(
                         st.pings - out.pings.1,
                         st.pings
                     ));
+                    out.failure = Some(LinkFailure::PingsLost);
                     session.close(now, "pings lost");
                     closing_since = Some(now);
                 }
@@ -432,6 +526,7 @@ pub async fn run_link(
             };
             if let Err(e) = w.await {
                 out.error.get_or_insert(format!("line write: {e}"));
+                out.failure.get_or_insert(LinkFailure::LineClosed);
                 return out;
             }
         }
@@ -439,7 +534,10 @@ pub async fn run_link(
         let mut done = false;
         while let Some(ev) = session.poll_event() {
             match ev {
-                Event::LinkUp(p) => tracing::info!(?p, "LCP opened"),
+                Event::LinkUp(p) => {
+                    tracing::info!(?p, "LCP opened");
+                    out.auth = p.auth_self.or(p.auth_peer);
+                }
                 Event::Authenticated { user } => {
                     let u = String::from_utf8_lossy(&user).into_owned();
                     tracing::info!(user = %u, "authenticated");
@@ -456,6 +554,7 @@ pub async fn run_link(
                 Event::IpUp(r) => {
                     tracing::info!(local = %r.local, peer = %r.peer, "IPCP opened");
                     out.addrs = Some((r.local, r.peer));
+                    out.dns = r.dns;
                 }
                 Event::LinkDown(reason) => {
                     let graceful = closing_since.is_some()
@@ -465,6 +564,7 @@ pub async fn run_link(
                     } else {
                         tracing::error!(%reason, "link down");
                         out.error.get_or_insert(reason.to_string());
+                        out.failure.get_or_insert(LinkFailure::of(&reason));
                     }
                     done = true;
                 }
@@ -487,6 +587,7 @@ pub async fn run_link(
             }
             if !up {
                 out.error.get_or_insert("link never came up".to_string());
+                out.failure.get_or_insert(LinkFailure::Negotiation);
             }
             return out;
         }
@@ -496,6 +597,7 @@ pub async fn run_link(
                 st.connect_timeout.as_secs_f64(),
                 session.engine().phase()
             ));
+            out.failure = Some(LinkFailure::Timeout);
             return out;
         }
         if let Some(c) = closing_since {
@@ -508,7 +610,7 @@ pub async fn run_link(
             .poll_timeout()
             .unwrap_or(now + Duration::from_secs(1))
             .min(now + Duration::from_secs(1));
-        if up && st.pings > 0 {
+        if up && traffic {
             deadline = deadline.min(next_ping.max(now));
         }
         let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
@@ -523,6 +625,7 @@ pub async fn run_link(
                             if !matches!(r, DownReason::Closed | DownReason::PeerTerminated) {
                                 tracing::error!(reason = %r, "link down");
                                 out.error.get_or_insert(r.to_string());
+                                out.failure.get_or_insert(LinkFailure::of(r));
                             }
                         }
                         if !up && out.error.is_none() && out.user.is_some() {
@@ -534,26 +637,43 @@ pub async fn run_link(
                             out.error = Some(e);
                         }
                         session.lower_down(now);
-                        if !up || (closing_since.is_none() && st.pings > 0) {
+                        if !up || (closing_since.is_none() && traffic) {
                             out.error.get_or_insert("line closed (EOF)".to_string());
+                            out.failure.get_or_insert(LinkFailure::LineClosed);
                         }
                         return out;
                     }
                     Ok(n) => {
                         let mut input = rbuf.get(..n).unwrap_or_default();
+                        // One frame at a time: the frame that opens LCP changes how the next
+                        // one in the same read is deframed.
                         while let Some(r) = dec.decode(&mut input) {
-                            if let Ok(f) = r {
-                                frames.push(f.to_vec());
-                            }
-                        }
-                        for frame in frames.drain(..) {
+                            let Ok(f) = r else { continue };
+                            let frame = f.to_vec();
                             let ip = session.handle_frame(now, &frame);
+                            let after = session.engine().phase();
+                            if !accm_applied && !matches!(after, Phase::Dead | Phase::Establish) {
+                                // RFC 1662 section 4.2: "If it is flagged in the receiving
+                                // ACCM, it is simply removed". Once LCP has opened, only our
+                                // acked receive ACCM is flagged: the peer (or a PAC on its
+                                // behalf, after Set-Link-Info) now sends the others raw.
+                                dec.set_accm(session.engine().link().rx_accm);
+                                accm_applied = true;
+                            }
                             let Some(ip) = ip else {
                                 continue;
                             };
+                            if let Some(b) = bulk.as_mut() {
+                                if b.marker.handle_packet(now, &ip).is_some() {
+                                    let octets = b.stream.sent_octets();
+                                    out.bulk = Some((octets, now.saturating_duration_since(b.start)));
+                                    continue;
+                                }
+                            }
                             if let Some(pg) = pinger.as_mut() {
                                 if pg.handle_packet(now, &ip).is_some() {
                                     out.pings.1 += 1;
+                                    out.rtt_median = pg.stats().median();
                                     continue;
                                 }
                             }
@@ -568,6 +688,7 @@ pub async fn run_link(
                     }
                     Err(e) => {
                         out.error.get_or_insert(format!("line read: {e}"));
+                        out.failure.get_or_insert(LinkFailure::LineClosed);
                         session.lower_down(now);
                         return out;
                     }
