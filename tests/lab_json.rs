@@ -305,3 +305,41 @@ fn bit_errors_end_cleanly() {
     let (code, stdout, _, _) = lab(&["--json", "--duration", "0"]);
     assert_eq!(code, 0, "{stdout}");
 }
+
+/// `pptp-nas lab ARGS` as user nobody (no capabilities), via util-linux `setpriv`; needs root.
+fn lab_as_nobody(args: &[&str]) -> (i32, String, String) {
+    assert!(
+        is_root(),
+        "this test needs root (to drop to user nobody with setpriv); CI runs it as root"
+    );
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_pptp-nas"))
+        .arg("lab")
+        .args(args)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("setpriv (util-linux) is needed for this test");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn runs_without_root_and_raw_gre_without_privileges_exits_3() {
+    // The lab needs no root and no file from the checkout (run from the temp directory).
+    let (code, stdout, stderr) = lab_as_nobody(&["--json", "--duration", "0.5"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("{\"ok\": true"), "{stdout}");
+    // Raw GRE without CAP_NET_RAW: a clear message and the setup exit code.
+    let (code, stdout, stderr) = lab_as_nobody(&["--raw-gre", "--json"]);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("{\"ok\": false"), "{stdout}");
+    assert!(
+        stdout.contains("\"setup_error\": \"--raw-gre: raw GRE socket on 127."),
+        "{stdout}"
+    );
+    assert!(stderr.contains("needs root or CAP_NET_RAW"), "{stderr}");
+}
