@@ -107,6 +107,9 @@ struct Call {
     span: tracing::Span,
     /// Line data received after the answer and before the tunnel is up.
     early: Vec<u8>,
+    /// GRE from the PNS routed to this call before the tunnel is up: the route is set before
+    /// ICCN goes out, since the PNS may start PPP (send GRE) as soon as ICCN arrives.
+    gre_early: Option<mpsc::Receiver<Bytes>>,
     pns: String,
     pns_addr: Ipv4Addr,
     mode: CallMode,
@@ -151,6 +154,7 @@ impl Call {
                 peer_call_id = tracing::field::Empty,
             ),
             early: Vec::new(),
+            gre_early: None,
             pns: LOCAL_PNS.into(),
             pns_addr: Ipv4Addr::UNSPECIFIED,
             mode: CallMode::IncomingCall,
@@ -440,6 +444,7 @@ async fn offer(
                 return Some(Call {
                     span,
                     early: Vec::new(),
+                    gre_early: None,
                     pns: name,
                     pns_addr: pcfg.address,
                     mode: pcfg.mode,
@@ -624,6 +629,9 @@ async fn modem_event<S: ModemIo>(
             match c.mode {
                 CallMode::IncomingCall => {
                     if let Some(tx) = ctx.shared.pns_tx(&c.pns) {
+                        let (gtx, grx) = mpsc::channel(1024);
+                        ctx.shared.route(c.pns_addr, c.call_id, gtx);
+                        c.gre_early = Some(grx);
                         let _ = tx
                             .send(PnsCmd::Answered {
                                 call_id: c.call_id,
@@ -725,8 +733,14 @@ fn refuse<S: ModemIo>(
 }
 
 fn start_relay(ctx: &LineCtx, c: &mut Call, info: &CallInfo) {
-    let (tx, rx) = mpsc::channel(1024);
-    ctx.shared.route(c.pns_addr, c.call_id, tx);
+    let rx = match c.gre_early.take() {
+        Some(rx) => rx,
+        None => {
+            let (tx, rx) = mpsc::channel(1024);
+            ctx.shared.route(c.pns_addr, c.call_id, tx);
+            rx
+        }
+    };
     c.span.record("peer_call_id", info.peer_call_id);
     let gre = ctx
         .shared
@@ -976,6 +990,7 @@ async fn dial_out<S: ModemIo>(
     *call = Some(Call {
         span,
         early: Vec::new(),
+        gre_early: None,
         pns: d.pns,
         pns_addr,
         mode: CallMode::IncomingCall,
