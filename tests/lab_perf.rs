@@ -1,7 +1,8 @@
 //! What a call costs the PAC and the PNS, measured on separate processes (`pptp-nas
 //! softmodem`, `pptp-nas pac`, `pptp-nas pns` on raw GRE between two loopback addresses) with
-//! the lab's dial-in clients in this process: setup time per call, peak RSS with 1 and with N
-//! calls moving bulk data (MPPE-128 + MPPC), CPU time per relayed megabyte.
+//! `pptp-nas dial`'s library function as the clients in this process: peak RSS with 1 and with
+//! N calls moving bulk data (MPPE-128 + MPPC), CPU time per relayed megabyte. (The setup time
+//! per call comes from `pptp-nas lab`, which sees the PNS's events.)
 //!
 //! On demand (root, a few tens of seconds; numbers in docs/PERFORMANCE.md, Lab section):
 //!
@@ -11,14 +12,9 @@ use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use pptp_nas::config::policy::apply_ccp;
-use pptp_nas::lab::client::{self, BulkMeter, ClientPlan};
-use pptp_nas::ppp::auth::ClientCredentials;
-use pptp_nas::ppp::engine::Policy;
-use pptp_nas::ppp::lcp::AuthMethod;
+use pptp_nas::dial::{self, DialArgs};
 
 struct Kill(Child);
 impl Drop for Kill {
@@ -50,8 +46,8 @@ fn usage(pid: u32) -> (u64, f64) {
 }
 
 struct Run {
-    setup_mean: f64,
-    setup_max: f64,
+    call_mean: f64,
+    call_max: f64,
     pac: (u64, f64),
     pns: (u64, f64),
     pac_idle: u64,
@@ -127,34 +123,42 @@ fn run(n: usize, duration: Duration) -> Run {
     let (pac_idle, pac_cpu0) = usage(pac.0.id());
     let (pns_idle, pns_cpu0) = usage(pns.0.id());
 
-    let mut policy = Policy::client(ClientCredentials::new("alice", "secret"));
-    policy.lcp.accept_auth = vec![AuthMethod::MsChapV2];
-    policy.ipcp.request_dns = false;
-    apply_ccp(&mut policy.ccp, Some(128), false, true, false);
-    let policy = Arc::new(policy);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let reports = rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move { while rx.recv().await.is_some() {} });
-        let meter = Arc::new(BulkMeter::default());
         let mut tasks = Vec::new();
         for i in 0..n {
-            let plan = ClientPlan {
-                index: i,
-                device: dir.join(format!("client{i}")),
-                policy: policy.clone(),
-                pings: 2,
-                duration,
-                seed: [i as u8; 32],
+            let mut init = dial::script::default_init();
+            init.push("ATS12=10".into());
+            let args = DialArgs {
+                config: None,
+                device: Some(dir.join(format!("client{i}"))),
+                baud: None,
+                rtscts: false,
+                number: Some("5551234".into()),
+                init,
+                dial_command: None,
+                dial_timeout: Some(30.0),
+                user: Some("alice:secret".into()),
+                auth: Some("mschapv2".into()),
+                mppe: Some("128".into()),
+                stateless: false,
+                mppc: Some("on".into()),
+                ping: Some(2),
+                throughput: Some(duration.as_secs_f64()),
+                connect_timeout: Some(30.0),
+                json: false,
             };
-            let (tx, meter) = (tx.clone(), meter.clone());
+            let mut o = dial::options(&args).unwrap();
+            o.script.guard = Duration::from_millis(300);
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(10 * i as u64)).await;
-                client::run(plan, tx, meter, || {}).await
+                let t = std::time::Instant::now();
+                let r = dial::run(&o).await;
+                (r, t.elapsed())
             }));
         }
         let mut r = Vec::new();
@@ -165,24 +169,27 @@ fn run(n: usize, duration: Duration) -> Run {
     });
     let (pac_hwm, pac_cpu1) = usage(pac.0.id());
     let (pns_hwm, pns_cpu1) = usage(pns.0.id());
-    for (i, r) in reports.iter().enumerate() {
-        assert!(r.errors.is_empty(), "client {i}: {:?}", r.errors);
-        assert_eq!(r.mppe_bits, 128);
-        assert!(r.mppc);
+    for (i, (r, _)) in reports.iter().enumerate() {
+        assert_eq!(r.code, 0, "client {i}: {:?}", r.error);
+        let l = r.link.as_ref().unwrap();
+        assert_eq!(l.mppe_bits, 128);
+        assert!(l.mppc);
     }
-    let setups: Vec<f64> = reports
-        .iter()
-        .map(|r| r.setup_time.unwrap().as_secs_f64())
-        .collect();
+    // Whole call (dial, PPP, pings, throughput run, hang-up); the setup time per call is what
+    // `pptp-nas lab` reports (dial start to the PNS's IPCP up, in one process).
+    let calls: Vec<f64> = reports.iter().map(|(_, d)| d.as_secs_f64()).collect();
     let _ = std::fs::remove_dir_all(&dir);
     Run {
-        setup_mean: setups.iter().sum::<f64>() / n as f64,
-        setup_max: setups.iter().cloned().fold(0.0, f64::max),
+        call_mean: calls.iter().sum::<f64>() / n as f64,
+        call_max: calls.iter().cloned().fold(0.0, f64::max),
         pac: (pac_hwm, pac_cpu1 - pac_cpu0),
         pns: (pns_hwm, pns_cpu1 - pns_cpu0),
         pac_idle,
         pns_idle,
-        bulk_octets: reports.iter().map(|r| r.bulk_octets).sum(),
+        bulk_octets: reports
+            .iter()
+            .filter_map(|(r, _)| r.link.as_ref().and_then(|l| l.bulk).map(|b| b.0))
+            .sum(),
     }
 }
 
@@ -195,11 +202,11 @@ fn pac_and_pns_cost_per_call() {
     for (name, r) in [("1 call", &one), ("50 calls", &many)] {
         let mb = r.bulk_octets as f64 / 1e6;
         eprintln!(
-            "{name}: setup mean {:.3} s max {:.3} s; PAC peak RSS {} KiB (idle {}), {:.2} s CPU; \
+            "{name}: whole call mean {:.2} s max {:.2} s; PAC peak RSS {} KiB (idle {}), {:.2} s CPU; \
              PNS peak RSS {} KiB (idle {}), {:.2} s CPU; {:.2} MB of IP relayed: PAC {:.1} ms/MB, \
              PNS {:.1} ms/MB",
-            r.setup_mean,
-            r.setup_max,
+            r.call_mean,
+            r.call_max,
             r.pac.0,
             r.pac_idle,
             r.pac.1,

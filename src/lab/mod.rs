@@ -26,7 +26,6 @@
 )]
 
 pub mod cli;
-pub mod client;
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
@@ -38,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::config::policy::apply_ccp;
+use crate::dial::{self, DialArgs, DialOptions};
 use crate::io::gre_transport::RawGreSocket;
 use crate::io::softmodem::{Softmodem, SoftmodemOptions};
 use crate::modem::profile::Profile;
@@ -47,11 +46,7 @@ use crate::pac::config::{PacConfig, ValidateOptions};
 use crate::pac::{gre as pac_gre, Pac};
 use crate::pns;
 use crate::pns::daemon::{PnsEvent, PnsGre, PnsMonitor, PnsOptions};
-use crate::ppp::auth::ClientCredentials;
-use crate::ppp::engine::Policy;
 use crate::ppp::lcp::AuthMethod;
-
-use client::{BulkMeter, ClientPlan};
 
 /// What the lab runs.
 #[derive(Debug, Clone)]
@@ -107,6 +102,10 @@ const POOL: (Ipv4Addr, Ipv4Addr) = (
     Ipv4Addr::new(192, 168, 77, 10),
     Ipv4Addr::new(192, 168, 77, 250),
 );
+/// The number every client dials.
+const NUMBER: &str = "5551234";
+/// `pptp-nas dial`'s ping interval (for the progress bar's time axis).
+const PING_INTERVAL: Duration = Duration::from_millis(200);
 /// Most clients one lab runs (the address pool).
 pub const MAX_CLIENTS: usize = 200;
 const SOFTMODEM_PROFILE: &str = include_str!("../../hardware/softmodem.yaml");
@@ -511,30 +510,112 @@ impl Output {
     }
 }
 
-/// The client policy for these options.
-fn client_policy(opts: &LabOptions) -> Policy {
-    let mut p = Policy::client(ClientCredentials::new(LAB_USER, &opts.client_password));
-    p.lcp.accept_auth = vec![
-        AuthMethod::MsChapV2,
-        AuthMethod::MsChapV1,
-        AuthMethod::ChapMd5,
-        AuthMethod::Pap,
-    ];
-    p.ipcp.request_dns = false;
-    apply_ccp(&mut p.ccp, opts.mppe_bits, opts.stateless, opts.mppc, false);
-    p
+/// `pptp-nas dial` settings for client `i` on `device`: the lab's user, the policy asked
+/// (the same flags mean the same thing on `dial` and `lab`), pings and a throughput run.
+fn dial_options(opts: &LabOptions, device: PathBuf) -> Result<DialOptions, String> {
+    let mut init = dial::script::default_init();
+    // Short escape guard time (S12 in 1/50 s): a pty has no DTR, dial hangs up with +++ ATH0.
+    init.push("ATS12=10".into());
+    let args = DialArgs {
+        config: None,
+        device: Some(device),
+        baud: None,
+        rtscts: false,
+        number: Some(NUMBER.into()),
+        init,
+        dial_command: None,
+        dial_timeout: Some(30.0),
+        user: Some(format!("{LAB_USER}:{}", opts.client_password)),
+        auth: Some(auth_name(opts.auth).into()),
+        mppe: Some(opts.mppe_bits.map_or("none".into(), |b| b.to_string())),
+        stateless: opts.stateless,
+        mppc: Some(if opts.mppc { "on" } else { "off" }.into()),
+        ping: Some(opts.pings),
+        throughput: Some(opts.duration.as_secs_f64()),
+        connect_timeout: Some(30.0),
+        json: false,
+    };
+    let mut o = dial::options(&args)?;
+    o.script.guard = Duration::from_millis(300);
+    Ok(o)
 }
 
-fn seed(i: usize, salt: u8) -> [u8; 32] {
-    let mut s = [0u8; 32];
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    for (k, b) in s.iter_mut().enumerate() {
-        *b = (t >> ((k % 16) * 8)) as u8 ^ (i >> ((k % 4) * 8)) as u8 ^ salt ^ (k as u8);
+/// What a `pptp-nas dial` run reports, as the lab's per-client row.
+fn client_report(r: &dial::Report) -> ClientReport {
+    let mut c = ClientReport::default();
+    if let Some(l) = &r.link {
+        c.auth = l.auth;
+        c.mppe_bits = l.mppe_bits;
+        c.stateless = l.stateless;
+        c.mppc = l.mppc;
+        c.local_ip = l.addrs.map(|a| a.0);
+        c.peer_ip = l.addrs.map(|a| a.1);
+        c.pings_sent = l.pings.0;
+        c.pings_received = l.pings.1;
+        c.rtt_ms_median = l.rtt_median.map(|d| d.as_secs_f64() * 1000.0);
+        if let Some((octets, d)) = l.bulk {
+            c.bulk_octets = octets;
+            c.throughput_kbps = crate::responder::kbps(octets, d);
+        }
+        c.compression_ratio = l.stats.compression_ratio();
     }
-    s
+    if let Some(e) = &r.error {
+        c.errors.push(format!("dial (exit {}): {e}", r.code));
+    }
+    c
+}
+
+/// The stage lines of a finished `pptp-nas dial` run (it reports at the end of the call).
+fn dial_stages(r: &dial::Report) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(c) = &r.connect {
+        v.push(format!(
+            "client: CONNECT {} was answered",
+            c.speed.map_or("-".to_string(), |s| s.to_string())
+        ));
+    }
+    if let Some(l) = &r.link {
+        if let Some((a, p)) = l.addrs {
+            v.push(format!(
+                "client: link was {}, MPPE {}, MPPC {}, {a} -> {p}",
+                l.auth.map_or("unauthenticated", auth_name),
+                if l.mppe_bits == 0 {
+                    "off".to_string()
+                } else {
+                    format!(
+                        "{}-bit {}",
+                        l.mppe_bits,
+                        if l.stateless { "stateless" } else { "stateful" }
+                    )
+                },
+                if l.mppc { "on" } else { "off" }
+            ));
+        }
+        v.push(format!(
+            "client: pings {}/{} answered, median RTT {}",
+            l.pings.1,
+            l.pings.0,
+            l.rtt_median.map_or("-".to_string(), |d| format!(
+                "{:.1} ms",
+                d.as_secs_f64() * 1000.0
+            ))
+        ));
+        if let Some((octets, d)) = l.bulk {
+            v.push(format!(
+                "client: throughput {:.1} kbit/s of IP ({octets} octets in {:.2} s), MPPC ratio {:.2}",
+                crate::responder::kbps(octets, d),
+                d.as_secs_f64(),
+                l.stats.compression_ratio()
+            ));
+        }
+    }
+    if let Some(h) = &r.hangup {
+        v.push(format!("client: hang-up (LCP Terminate, +++ ATH0): {h}"));
+    }
+    if let Some(e) = &r.error {
+        v.push(format!("client: FAILED (exit {}): {e}", r.code));
+    }
+    v
 }
 
 /// Two loopback addresses for raw GRE, unique to this process (PAC, PNS).
@@ -796,30 +877,29 @@ async fn chain(
         opts.clients
     )));
 
-    // Clients.
-    let (stage_tx, mut stages) = mpsc::unbounded_channel::<Stage>();
-    let meter = Arc::new(BulkMeter::default());
-    let policy = Arc::new(client_policy(opts));
+    // Clients: `pptp-nas dial` (its library function) on each line's client pty.
+    let (stage_tx, mut stages) = mpsc::unbounded_channel::<(Stage, Instant)>();
     let mut tasks = Vec::new();
     for (i, sm) in modems.iter().enumerate() {
-        let plan = ClientPlan {
-            index: i,
-            device: sm
-                .lines()
-                .first()
-                .map(|l| l.client.clone())
-                .unwrap_or_else(PathBuf::new),
-            policy: policy.clone(),
-            pings: opts.pings,
-            duration: opts.duration,
-            seed: seed(i, 1),
-        };
-        let sm = sm.clone();
-        let (tx, meter) = (stage_tx.clone(), meter.clone());
+        let device = sm
+            .lines()
+            .first()
+            .map(|l| l.client.clone())
+            .unwrap_or_else(PathBuf::new);
+        let o = dial_options(opts, device).map_err(|e| format!("dial options: {e}"))?;
+        let tx = stage_tx.clone();
         tasks.push(tokio::spawn(async move {
             // Stagger dialling a little, as real callers would.
             tokio::time::sleep(Duration::from_millis(10 * i as u64)).await;
-            client::run(plan, tx, meter, move || sm.drop_carrier(0)).await
+            let say = |t: String| {
+                let _ = tx.send((Stage::client(i, t), Instant::now()));
+            };
+            say(format!("client: pptp-nas dial: dialling ATDT{NUMBER}"));
+            let r = dial::run(&o).await;
+            for t in dial_stages(&r) {
+                say(t);
+            }
+            client_report(&r)
         }));
     }
     drop(stage_tx);
@@ -830,13 +910,31 @@ async fn chain(
     let mut pns_calls: std::collections::HashMap<u16, usize> = Default::default();
     // What the PNS said about a client's call that the client cannot know (why it was refused).
     let mut server_errors: Vec<Vec<String>> = vec![Vec::new(); opts.clients];
-    let mut bar = ProgressBar::new(printer.out.bar, opts.duration);
+    // Dialling started / IPCP up (PNS) / report in, per client: setup time and the bar.
+    let mut dialled: Vec<Option<Instant>> = vec![None; opts.clients];
+    let mut setup: Vec<Option<Duration>> = vec![None; opts.clients];
+    let mut done = vec![false; opts.clients];
+    let traffic = PING_INTERVAL * opts.pings + opts.duration + Duration::from_millis(500);
+    let mut bar = ProgressBar::new(printer.out.bar, traffic);
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     let mut stages_open = true;
     loop {
         tokio::select! {
             s = stages.recv(), if stages_open => match s {
-                Some(s) => { bar.clear(); printer.print(&s) }
+                Some((s, at)) => {
+                    bar.clear();
+                    if let Some(c) = s.client {
+                        if let Some(d) = dialled.get_mut(c) {
+                            d.get_or_insert(at);
+                        }
+                        if s.text.starts_with("client: hang-up") || s.text.starts_with("client: FAILED") {
+                            if let Some(d) = done.get_mut(c) {
+                                *d = true;
+                            }
+                        }
+                    }
+                    printer.print(&s)
+                }
                 None => stages_open = false,
             },
             Some(ev) = pns_ev.recv() => {
@@ -844,6 +942,13 @@ async fn chain(
                 if let PnsEvent::PppDown { call_id, reason, auth_failed: true } = &ev {
                     if let Some(e) = pns_calls.get(call_id).and_then(|&c| server_errors.get_mut(c)) {
                         e.push(format!("PNS refused the authentication: {reason}"));
+                    }
+                }
+                if let PnsEvent::IpUp { call_id, .. } = &ev {
+                    if let Some(&c) = pns_calls.get(call_id) {
+                        if let (Some(Some(t)), Some(s)) = (dialled.get(c), setup.get_mut(c)) {
+                            *s = Some(t.elapsed());
+                        }
                     }
                 }
                 pns_stage(&ev, &mut pns_calls, printer);
@@ -859,7 +964,12 @@ async fn chain(
                     }
                 }
                 let relayed: u64 = st.lines.iter().map(|l| l.to_gre_bytes).sum();
-                bar.draw(&meter, relayed);
+                let active = (0..opts.clients)
+                    .filter(|&c| {
+                        setup.get(c).is_some_and(Option::is_some) && !done.get(c).copied().unwrap_or(true)
+                    })
+                    .count();
+                bar.draw(active, relayed);
             }
         }
         if !stages_open && tasks.iter().all(|t| t.is_finished()) {
@@ -874,12 +984,13 @@ async fn chain(
         }
     }
     bar.finish();
-    for (t, mut server) in tasks.into_iter().zip(server_errors) {
+    for ((t, mut server), setup) in tasks.into_iter().zip(server_errors).zip(setup) {
         let abort = t.abort_handle();
         match tokio::time::timeout(Duration::from_millis(100), t).await {
             Ok(Ok(mut r)) => {
                 server.append(&mut r.errors);
                 r.errors = server;
+                r.setup_time = setup;
                 report.clients.push(r)
             }
             _ => {
@@ -1119,10 +1230,10 @@ impl ProgressBar {
         }
     }
 
-    /// `relayed`: octets the PAC has relayed from the lines to GRE so far (the bar shows
-    /// their rate: what the lines really carry, after MPPC and MPPE).
-    fn draw(&mut self, meter: &BulkMeter, relayed: u64) {
-        let active = meter.active.load(Ordering::Relaxed);
+    /// `active`: clients with IPCP up and their run not over; `relayed`: octets the PAC has
+    /// relayed from the lines to GRE so far (the bar shows their rate: what the lines really
+    /// carry, after MPPC and MPPE).
+    fn draw(&mut self, active: usize, relayed: u64) {
         if active == 0 || self.duration.is_zero() {
             return;
         }
@@ -1149,7 +1260,7 @@ impl ProgressBar {
             let mut e = std::io::stderr().lock();
             let _ = write!(
                 e,
-                "\rthroughput [{}{}] {:4.1}/{:.1} s, PAC relaying {:8.1} kbit/s ({} client{} sending)\x1b[K",
+                "\rpings + throughput [{}{}] {:4.1}/{:.1} s, PAC relaying {:8.1} kbit/s ({} call{} up)\x1b[K",
                 "#".repeat(filled),
                 "-".repeat(30 - filled.min(30)),
                 t.min(total),
@@ -1166,7 +1277,7 @@ impl ProgressBar {
         {
             if self.last_line.is_some() {
                 eprintln!(
-                    "throughput: {:.1}/{:.1} s, PAC relaying {:.1} kbit/s from the lines ({} sending)",
+                    "pings + throughput: {:.1}/{:.1} s, PAC relaying {:.1} kbit/s from the lines ({} calls up)",
                     t.min(total),
                     total,
                     self.rate,
