@@ -126,10 +126,10 @@ fn finders() -> Vec<(&'static str, MakeCompressor)> {
         ("single16", || {
             Compressor::tuned(MatchFinder::SingleProbe, 32, 8, Some(16))
         }),
-        ("bucket2", || {
-            Compressor::with_match_finder(bucket(2, false))
+        ("bucket2", Compressor::new),
+        ("bucket4", || {
+            Compressor::with_match_finder(bucket(4, false))
         }),
-        ("bucket4", Compressor::new),
         ("bucket8", || {
             Compressor::with_match_finder(bucket(8, false))
         }),

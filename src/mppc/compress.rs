@@ -50,7 +50,7 @@ impl Default for MatchFinder {
     /// The measured best trade-off (see docs/PERFORMANCE.md, section MPPC).
     fn default() -> Self {
         MatchFinder::Bucket {
-            ways: 4,
+            ways: 2,
             lazy: false,
         }
     }
