@@ -15,6 +15,7 @@
 //! ```text
 //! cargo test --release --test pac_relay_cpu -- --ignored --nocapture
 //! PAC_CPU_MB=32 cargo test --release --test pac_relay_cpu -- --ignored --nocapture
+//! PAC_WORKERS=1 ...   # the PAC's tokio runtime with one worker thread (TOKIO_WORKER_THREADS)
 //! ```
 
 use std::net::Ipv4Addr;
@@ -493,6 +494,11 @@ async fn run_pac() -> [Measure; 3] {
             .arg("--status-socket")
             .arg(dir.join("status.sock"))
             .env("RUST_LOG", "warn")
+            .envs(
+                std::env::var("PAC_WORKERS")
+                    .ok()
+                    .map(|w| ("TOKIO_WORKER_THREADS", w)),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit()),
     ));
