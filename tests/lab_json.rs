@@ -117,6 +117,15 @@ fn default_json_run_succeeds() {
         .and_then(|s| s.parse().ok())
         .unwrap();
     assert!(ratio > 1.5, "{line}");
+    // MPPC carries more IP than the 33600 bit/s line does (about 2.6x); a PNS that does not
+    // acknowledge a stream it does not answer stalls the PAC's send window (33 kbit/s).
+    let kbps: f64 = line
+        .split("\"throughput_kbps\": ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    assert!(kbps > 50.0, "{line}");
     assert!(field(line, "discard_octets").unwrap() > 5_000, "{line}");
     // The stages went to stderr.
     assert!(stderr.contains("PNS: IPCP opened"), "{stderr}");
