@@ -986,4 +986,85 @@ mod test {
         assert!(e.contains("MPPE key length"), "{e}");
         assert!(eof_after_auth(true, &want.policy).contains("before IPCP"));
     }
+
+    /// A peer that honours ACCM 0 (as the PAC relay does) sends control characters raw once
+    /// LCP is up, often in the same read as the Configure-Ack that opened LCP: the client must
+    /// apply its negotiated receive ACCM from the next frame on (it used to keep deleting
+    /// them, and MS-CHAPv2 never got past the Challenge).
+    #[tokio::test]
+    async fn raw_control_characters_after_accm_0_are_data() {
+        use crate::hdlc::{Decoder, DecoderConfig, Encoder, EncoderConfig};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (client_end, relay_c) = tokio::net::UnixStream::pair().unwrap();
+        let (relay_s, server_end) = tokio::net::UnixStream::pair().unwrap();
+        let cs = settings(&parse(&[
+            "--role",
+            "client",
+            "--user",
+            "alice:secret",
+            "--ping",
+            "3",
+        ]))
+        .unwrap();
+        let ss = settings(&parse(&["--role", "server", "--user", "alice:secret"])).unwrap();
+        let (cr, cw) = client_end.into_split();
+        let (sr, sw) = server_end.into_split();
+        let (mut rc_r, mut rc_w) = relay_c.into_split();
+        let (mut rs_r, mut rs_w) = relay_s.into_split();
+        // Client -> server: as is.
+        let up = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut rc_r, &mut rs_w).await;
+            let _ = rs_w.shutdown().await;
+        });
+        // Server -> client: re-framed, with the client's ACCM once the server acked it; all
+        // frames of one read go out in one write.
+        let down = tokio::spawn(async move {
+            let mut dec = Decoder::new(DecoderConfig::default());
+            let mut enc = Encoder::new(EncoderConfig::default());
+            let mut buf = vec![0u8; 8192];
+            let mut raw_ctl = 0usize;
+            let mut switched = false;
+            loop {
+                let n = match rs_r.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let mut input = &buf[..n];
+                let mut out = Vec::new();
+                while let Some(r) = dec.decode(&mut input) {
+                    let Ok(f) = r else { continue };
+                    let f = f.to_vec();
+                    let start = out.len();
+                    enc.encode(&f, &mut out).unwrap();
+                    if switched {
+                        raw_ctl += out[start..].iter().filter(|&&b| b < 0x20).count();
+                    }
+                    if let Some(accm) = crate::pac::relay::snoop_ack_accm(&f) {
+                        enc.set_accm(accm);
+                        switched = accm == 0;
+                    }
+                }
+                if rc_w.write_all(&out).await.is_err() {
+                    break;
+                }
+            }
+            raw_ctl
+        });
+        let c = run_link(&cs, Box::new(cr), Box::new(cw), [1; 32]);
+        let s = run_link(&ss, Box::new(sr), Box::new(sw), [2; 32]);
+        let (c, s) = tokio::time::timeout(Duration::from_secs(30), async { tokio::join!(c, s) })
+            .await
+            .unwrap();
+        up.abort();
+        let raw_ctl = tokio::time::timeout(Duration::from_secs(5), down)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.error, None, "{} / {}", c.line(), s.line());
+        assert_eq!(c.pings, (3, 3));
+        assert!(
+            raw_ctl > 0,
+            "the relay sent no raw control characters: test is void"
+        );
+    }
 }
