@@ -1,12 +1,10 @@
-//! Scenario a of issue 9 (line side stand-in): our PAC in outgoing-call compat mode places an
-//! Outgoing-Call-Request at real pptpd (`pptpctrl`, socat recipe) whose PPP program is
-//! `pptp-nas ppp` in the server role; the caller is `pptp-nas ppp --tty` on a `direct` line (a
-//! socat pty pair). MS-CHAPv2, MPPE and MPPC come up end to end through the PAC's relay and
-//! every ping comes back; SIGTERM to the PAC clears the call (pptpd closes TCP instead of
-//! sending a CDN) and the PAC exits 0. tshark judges the capture.
-//!
-//! `pptp-nas dial` through `pptp-nas softmodem` is the issue's caller; until `dial` is on main
-//! the direct line stands in for the modem leg (same relay, no AT dialogue).
+//! Scenario a of issue 9: our PAC in outgoing-call compat mode places an Outgoing-Call-Request
+//! at real pptpd (`pptpctrl`, socat recipe) whose PPP program is `pptp-nas ppp` in the server
+//! role. The caller is `pptp-nas dial` through `pptp-nas softmodem` (ATDT, RING, CONNECT), or,
+//! for a second line type, `pptp-nas ppp --tty` on a `direct` line (a socat pty pair).
+//! MS-CHAPv2, MPPE and MPPC come up end to end through the PAC's relay and every ping comes
+//! back; SIGTERM to the PAC clears the call (pptpd closes TCP instead of sending a CDN) and the
+//! PAC exits 0. tshark judges the capture.
 //!
 //! Needs root and the packages `.ci/run` installs; fails (does not skip) without them.
 
@@ -65,7 +63,16 @@ impl Run {
 
 /// Runs one call: `server` lines for `pptp-nas ppp` behind pptpctrl, `client` flags for the
 /// caller on the direct line.
-fn run(name: &str, server: &str, client: &[&str], capture: bool) -> Run {
+/// Who calls, over which kind of line.
+#[derive(Clone, Copy)]
+enum Caller {
+    /// `pptp-nas dial` on a `pptp-nas softmodem` line (PAC line type modem).
+    Dial,
+    /// `pptp-nas ppp --tty` on a socat pty pair (PAC line type direct).
+    DirectPpp,
+}
+
+fn run(name: &str, caller: Caller, server: &str, client: &[&str], capture: bool) -> Run {
     require_tools();
     let (s, c) = addrs();
     let mut g = Guard::new(name);
@@ -74,17 +81,53 @@ fn run(name: &str, server: &str, client: &[&str], capture: bool) -> Run {
     let cap =
         capture.then(|| g.start_tshark(&format!("host {s} and (tcp port 1723 or ip proto 47)")));
 
-    // The line: a null-modem pty pair; the PAC drives ttyA, the caller ttyB.
-    let (tty_a, tty_b) = (dir.join("ttyA"), dir.join("ttyB"));
-    g.groups.push(spawn_group(
-        Command::new("socat")
-            .arg(format!("pty,raw,echo=0,link={}", tty_a.display()))
-            .arg(format!("pty,raw,echo=0,link={}", tty_b.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    ));
-    wait_path(&tty_a);
-    wait_path(&tty_b);
+    // The line: a soft-modem pair (PAC on nas0, dial on client0) or a null-modem pty pair
+    // (PAC on ttyA, caller on ttyB).
+    let (pac_dev, caller_dev, line_yaml) = match caller {
+        Caller::Dial => {
+            let sm = dir.join("sm");
+            g.groups.push(spawn_group(
+                Command::new(bin())
+                    .args([
+                        "softmodem",
+                        "--lines",
+                        "1",
+                        "--ring-interval",
+                        "500",
+                        "--dir",
+                    ])
+                    .arg(&sm)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            ));
+            let (nas, client) = (sm.join("nas0"), sm.join("client0"));
+            wait_path(&nas);
+            wait_path(&client);
+            let yaml = format!(
+                "{{id: sm0, device: {}, type: modem, profile: softmodem, number: \"5550100\"}}",
+                nas.display()
+            );
+            (nas, client, yaml)
+        }
+        Caller::DirectPpp => {
+            let (tty_a, tty_b) = (dir.join("ttyA"), dir.join("ttyB"));
+            g.groups.push(spawn_group(
+                Command::new("socat")
+                    .arg(format!("pty,raw,echo=0,link={}", tty_a.display()))
+                    .arg(format!("pty,raw,echo=0,link={}", tty_b.display()))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            ));
+            wait_path(&tty_a);
+            wait_path(&tty_b);
+            let yaml = format!(
+                "{{id: d0, device: {}, type: direct, profile: direct}}",
+                tty_a.display()
+            );
+            (tty_a, tty_b, yaml)
+        }
+    };
+    let _ = &pac_dev;
 
     // pptpd's control process with our PPP engine as its pppd.
     let prog = dir.join("pptp-nas-ppp");
@@ -124,11 +167,10 @@ fn run(name: &str, server: &str, client: &[&str], capture: bool) -> Run {
         format!(
             "pac:\n  host_name: pac-interop\n  hardware_dir: {hw}\n  status_socket: {sock}\n  local_address: {c}\n\
              pns:\n  - {{name: pptpd, address: {s}, port: 1723, mode: outgoing-call}}\n\
-             lines:\n  - {{id: d0, device: {dev}, type: direct, profile: direct}}\n\
+             lines:\n  - {line_yaml}\n\
              default: {{pns: [pptpd]}}\n",
             hw = Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware").display(),
             sock = sock.display(),
-            dev = tty_a.display(),
         ),
     )
     .unwrap();
@@ -165,19 +207,30 @@ fn run(name: &str, server: &str, client: &[&str], capture: bool) -> Run {
     );
 
     // The caller.
-    let mut client = Command::new(bin())
-        .args(["ppp", "--tty"])
-        .arg(&tty_b)
-        .args(["--role", "client", "--connect-timeout", "20"])
-        .args(client)
-        .arg("--result-file")
-        .arg(dir.join("client.result"))
-        .arg("--log-file")
-        .arg(dir.join("client.log"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut cmd = Command::new(bin());
+    match caller {
+        Caller::Dial => {
+            cmd.args(["dial", "--device"])
+                .arg(&caller_dev)
+                .args(["--number", "5550100", "--connect-timeout", "20", "--json"])
+                .args(client)
+                .stdout(std::fs::File::create(dir.join("client.result")).unwrap())
+                .stderr(std::fs::File::create(dir.join("client.log")).unwrap());
+        }
+        Caller::DirectPpp => {
+            cmd.args(["ppp", "--tty"])
+                .arg(&caller_dev)
+                .args(["--role", "client", "--connect-timeout", "20"])
+                .args(client)
+                .arg("--result-file")
+                .arg(dir.join("client.result"))
+                .arg("--log-file")
+                .arg(dir.join("client.log"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+        }
+    }
+    let mut client = cmd.spawn().unwrap();
     let client_code = wait_child(&mut client, Duration::from_secs(40));
     g.children.push(client);
     // The call is still up on the PAC (a direct line has no carrier to drop): SIGTERM clears
@@ -197,12 +250,36 @@ fn run(name: &str, server: &str, client: &[&str], capture: bool) -> Run {
     }
 }
 
-/// MS-CHAPv2 + MPPE-128 + MPPC, five pings, through our PAC to real pptpd; tshark judges.
+/// What every successful run shows besides the caller's own result.
+fn assert_chain(r: &Run, server_prefix: &str, answered: &str) {
+    let all = r.logs();
+    let server = r.g.read("server.result");
+    assert!(
+        server.starts_with(server_prefix) && server.contains(answered),
+        "{all}"
+    );
+    assert_eq!(r.pac_code, Some(0), "PAC exit on SIGTERM: {all}");
+    let pac = r.g.read("pac.log");
+    assert!(pac.contains("call up"), "{all}");
+    assert!(
+        pac.contains("control connection closed reason=TcpClosed"),
+        "{all}"
+    );
+    assert!(
+        r.g.syslog_text()
+            .contains("Received CALL CLR request (closing call)"),
+        "{all}"
+    );
+}
+
+/// Scenario a: `pptp-nas dial` -> softmodem -> PAC (compat) -> pptpd: MS-CHAPv2 + MPPE-128 +
+/// MPPC, five pings; tshark judges the capture.
 #[test]
-fn pac_compat_to_pptpd_mschapv2_mppe128_mppc() {
+fn dial_softmodem_pac_compat_to_pptpd_mppe128_mppc() {
     let _l = serial();
     let r = run(
         "a128",
+        Caller::Dial,
         "user alice:secret\nmppe 128\nmppc on",
         &[
             "--user",
@@ -218,30 +295,22 @@ fn pac_compat_to_pptpd_mschapv2_mppe128_mppc() {
     );
     let all = r.logs();
     assert_eq!(r.client_code, Some(0), "{all}");
-    let line = r.g.read("client.result");
-    assert!(
-        line.starts_with("pptp-nas ppp: ok user=alice mppe=128 mppc=on stateless=false")
-            && line.contains("ip=192.168.77.10->192.168.77.1")
-            && line.contains("pings=5/5"),
-        "{all}"
-    );
-    assert!(
-        r.g.read("server.result")
-            .starts_with("pptp-nas ppp: ok user=alice mppe=128 mppc=on")
-            && r.g.read("server.result").contains("answered=5"),
-        "{all}"
-    );
-    assert_eq!(r.pac_code, Some(0), "PAC exit on SIGTERM: {all}");
-    let pac = r.g.read("pac.log");
-    assert!(pac.contains("call up"), "{all}");
-    assert!(
-        pac.contains("control connection closed reason=TcpClosed"),
-        "{all}"
-    );
-    let sys = r.g.syslog_text();
-    assert!(
-        sys.contains("Received CALL CLR request (closing call)"),
-        "{all}"
+    let js = r.g.read("client.result");
+    for want in [
+        "\"ok\": true",
+        "\"mppe_bits\": 128",
+        "\"stateless\": false",
+        "\"mppc\": true",
+        "\"local_ip\": \"192.168.77.10\"",
+        "\"pings_sent\": 5",
+        "\"pings_received\": 5",
+    ] {
+        assert!(js.contains(want), "dial report lacks {want}: {all}");
+    }
+    assert_chain(
+        &r,
+        "pptp-nas ppp: ok user=alice mppe=128 mppc=on stateless=false",
+        "answered=5",
     );
 
     let cap = r.cap.as_ref().unwrap();
@@ -253,6 +322,12 @@ fn pac_compat_to_pptpd_mschapv2_mppe128_mppc() {
         !types.contains(&13),
         "pptpd sent a CDN after all: {types:?}"
     );
+    let ocrq = tshark_fields(
+        cap,
+        &["pptp.phone_number"],
+        "pptp.control_message_type == 7",
+    );
+    assert_eq!(ocrq.trim(), "", "no dialled number in the OCRQ: {ocrq}");
     let ocrp = tshark_fields(cap, &["pptp.out_result"], "pptp.control_message_type == 8");
     assert_eq!(ocrp.trim(), "1", "OCRP Connected");
     let protos: Vec<String> = tshark_fields(cap, &["ppp.protocol"], "ppp")
@@ -276,12 +351,75 @@ fn pac_compat_to_pptpd_mschapv2_mppe128_mppc() {
     assert_eq!(first_gre_seq(cap, &c), Some(0));
 }
 
-/// Stateless MPPE-40 without MPPC through the same chain.
+/// Scenario a, stateless MPPE-128 with MPPC.
 #[test]
-fn pac_compat_to_pptpd_stateless_mppe40() {
+fn dial_softmodem_pac_compat_to_pptpd_stateless_mppe128() {
+    let _l = serial();
+    let r = run(
+        "a128s",
+        Caller::Dial,
+        "user alice:secret\nmppe 128\nmppc on\nstateless",
+        &[
+            "--user",
+            "alice:secret",
+            "--mppe",
+            "128",
+            "--stateless",
+            "--ping",
+            "3",
+        ],
+        false,
+    );
+    let all = r.logs();
+    assert_eq!(r.client_code, Some(0), "{all}");
+    let js = r.g.read("client.result");
+    for want in [
+        "\"ok\": true",
+        "\"mppe_bits\": 128",
+        "\"stateless\": true",
+        "\"pings_received\": 3",
+    ] {
+        assert!(js.contains(want), "dial report lacks {want}: {all}");
+    }
+    assert_chain(
+        &r,
+        "pptp-nas ppp: ok user=alice mppe=128 mppc=on stateless=true",
+        "answered=3",
+    );
+}
+
+/// Scenario a, MPPE-40 with MPPC.
+#[test]
+fn dial_softmodem_pac_compat_to_pptpd_mppe40() {
     let _l = serial();
     let r = run(
         "a40",
+        Caller::Dial,
+        "user bob:pw\nmppe 40\nmppc on",
+        &["--user", "bob:pw", "--mppe", "40", "--ping", "3"],
+        false,
+    );
+    let all = r.logs();
+    assert_eq!(r.client_code, Some(0), "{all}");
+    let js = r.g.read("client.result");
+    for want in ["\"ok\": true", "\"mppe_bits\": 40", "\"pings_received\": 3"] {
+        assert!(js.contains(want), "dial report lacks {want}: {all}");
+    }
+    assert_chain(
+        &r,
+        "pptp-nas ppp: ok user=bob mppe=40 mppc=on",
+        "answered=3",
+    );
+}
+
+/// The same chain on a `direct` line with `pptp-nas ppp --tty` as the caller: stateless
+/// MPPE-40 without MPPC.
+#[test]
+fn direct_line_pac_compat_to_pptpd_stateless_mppe40() {
+    let _l = serial();
+    let r = run(
+        "ad40",
+        Caller::DirectPpp,
         "user bob:pw\nmppe 40\nmppc off\nstateless",
         &[
             "--user",
@@ -304,5 +442,9 @@ fn pac_compat_to_pptpd_stateless_mppe40() {
             && r.g.read("client.result").contains("pings=3/3"),
         "{all}"
     );
-    assert_eq!(r.pac_code, Some(0), "{all}");
+    assert_chain(
+        &r,
+        "pptp-nas ppp: ok user=bob mppe=40 mppc=off stateless=true",
+        "answered=3",
+    );
 }

@@ -431,7 +431,16 @@ pub async fn run_link<'a>(
         .clone()
         .map(|s| s as Arc<dyn crate::ppp::auth::CredentialStore + Send + Sync>);
     let mut session = Session::new(Arc::new(st.policy.clone()), store, seed);
-    let mut dec = Decoder::new(DecoderConfig::default());
+    // We take the receive ACCM we ask for (0 by default) from the start, not only once LCP is
+    // Opened: a PAC relay frames with our ACCM as soon as it sees the peer ack our request,
+    // which is before our own LCP is Opened when the peer's first Configure-Request was lost
+    // (pptpd sends GRE at once; a PAC that routes the call a moment later drops its first
+    // packet). Deleting raw control characters until Opened would drop every later
+    // Configure-Request and LCP would never open (seen in scenario a, tests/interop_pac.rs).
+    let mut dec = Decoder::new(DecoderConfig {
+        accm: st.policy.lcp.accm.unwrap_or(crate::hdlc::DEFAULT_ACCM),
+        ..DecoderConfig::default()
+    });
     let mut rbuf = vec![0u8; 16 * 1024];
     let mut accm_applied = false;
     let mut enc = Encoder::new(EncoderConfig::default());

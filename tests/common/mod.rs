@@ -388,9 +388,15 @@ pub fn tshark_gate(cap: &Path) -> String {
 
 /// PPTP control message types in capture order.
 pub fn pptp_types(cap: &Path) -> Vec<u32> {
+    // A TCP segment carrying several messages prints them comma-separated on one line.
     tshark_fields(cap, &["pptp.control_message_type"], "pptp")
         .lines()
-        .filter_map(|l| l.trim().parse().ok())
+        .flat_map(|l| {
+            l.split(',')
+                .map(|t| t.trim().parse().ok())
+                .collect::<Vec<_>>()
+        })
+        .flatten()
         .collect()
 }
 
