@@ -17,7 +17,7 @@ use pptp_nas::io::softmodem::{Softmodem, SoftmodemOptions};
 use pptp_nas::modem::sim::SimConfig;
 use pptp_nas::pac::config::{PacConfig, ValidateOptions};
 use pptp_nas::pac::gre::{pair, GreChannel, GreDatagram};
-use pptp_nas::pac::{Pac, PacHandle};
+use pptp_nas::pac::{Pac, PacHandle, PacOptions};
 use pptp_nas::pptp::control::{
     CallEnd, CallInfo, Config, Connection, DialResult, Event, Open, OutgoingCall, Role,
 };
@@ -180,6 +180,14 @@ struct Rig<L> {
 
 /// Starts the test PNS and a PAC with `lines` (YAML list entries) and `extra` top-level YAML.
 async fn start_pac(lines: &str, extra: &str) -> (PacHandle, GreChannel, PnsIo) {
+    start_pac_with(lines, extra, PacOptions::default()).await
+}
+
+async fn start_pac_with(
+    lines: &str,
+    extra: &str,
+    opts: PacOptions,
+) -> (PacHandle, GreChannel, PnsIo) {
     logs();
     let listener = TcpListener::bind((PNS_ADDR, 0)).await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -196,7 +204,7 @@ async fn start_pac(lines: &str, extra: &str) -> (PacHandle, GreChannel, PnsIo) {
     let (cmd, cmd_rx) = mpsc::unbounded_channel();
     tokio::spawn(test_pns(listener, ev_tx, cmd_rx));
     let (pac_gre, gre) = pair(4096);
-    let pac = Pac::start(cfg, pac_gre).unwrap();
+    let pac = Pac::start_with(cfg, pac_gre, opts).unwrap();
     (pac, gre, PnsIo { ev, cmd })
 }
 
@@ -318,17 +326,30 @@ const LCP_CONFREQ: [u8; 18] = [
     0xFF, 0x03, 0xC0, 0x21, 0x01, 0x01, 0x00, 0x0E, 0x01, 0x04, 0x05, 0xDC, 0x05, 0x06, 0x12, 0x34,
     0x56, 0x78,
 ];
+/// The PNS's Configure-Ack to [`LCP_CONFREQ`].
+const LCP_CONFACK: [u8; 18] = [
+    0xFF, 0x03, 0xC0, 0x21, 0x02, 0x01, 0x00, 0x0E, 0x01, 0x04, 0x05, 0xDC, 0x05, 0x06, 0x12, 0x34,
+    0x56, 0x78,
+];
 const IP_FRAME: [u8; 12] = [
     0xFF, 0x03, 0x00, 0x21, 0x45, 0x00, 0x00, 0x14, 0x7E, 0x7D, 0x11, 0x13,
 ];
 
 async fn direct_rig(name: &str, line_extra: &str) -> Rig<tokio_serial::SerialStream> {
+    direct_rig_with(name, line_extra, None).await
+}
+
+async fn direct_rig_with(
+    name: &str,
+    line_extra: &str,
+    pcap: Option<std::path::PathBuf>,
+) -> Rig<tokio_serial::SerialStream> {
     let p = pty_pair().unwrap();
     let lines = format!(
         "  - {{id: {name}, device: {}, type: direct, profile: direct{line_extra}}}\n",
         p.path.display()
     );
-    let (pac, gre, pns) = start_pac(&lines, "").await;
+    let (pac, gre, pns) = start_pac_with(&lines, "", PacOptions { pcap }).await;
     let mut r = Rig::new(pac, gre, pns, p.master, vec![Box::new(p.slave)]);
     r.wait_state("idle").await;
     r
@@ -633,4 +654,89 @@ async fn pns_initiated_outgoing_call_dials_a_free_line() {
         other => panic!("expected OCRP Do Not Accept: {other:?}"),
     }
     r.pac.shutdown().await;
+}
+
+/// Runs tshark on `file` with display filter `filter`; returns the number of matching records.
+fn tshark_count(file: &std::path::Path, filter: &str) -> usize {
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(file)
+        .args(["-Y", filter, "-T", "fields", "-e", "frame.number"])
+        .output()
+        .unwrap_or_else(|e| panic!("tshark (installed in CI) could not run: {e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !err.to_lowercase().contains("error"),
+        "tshark -r {}: {}",
+        file.display(),
+        err
+    );
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// `--pcap DIR`: one line-side file (linktype 204, PPP with direction) and one GRE-side file
+/// (IPv4/GRE) per call; tshark reads both without errors and sees the call's LCP frames in
+/// both directions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pcap_writes_line_and_gre_captures_per_call() {
+    let dir = std::env::temp_dir().join(format!("pptp-nas-pac-pcap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut r = direct_rig_with("pcap0", "", Some(dir.clone())).await;
+    r.client_writes(&LCP_CONFREQ).await;
+    let info = match r.next_ev().await {
+        PnsEv::Up(i) => i,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(r.pns_receives().await, LCP_CONFREQ);
+    assert_eq!(r.pns_sends(&info, &LCP_CONFACK).await, LCP_CONFACK);
+    r.client_writes(&IP_FRAME).await;
+    assert_eq!(r.pns_receives().await, IP_FRAME);
+    r.cmd.send(PnsCmd::Clear(info.call_id)).unwrap();
+    assert!(matches!(r.next_ev().await, PnsEv::Down(..)));
+    r.wait_state("idle").await;
+    r.pac.shutdown().await;
+
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let pick = |suffix: &str| {
+        let v: Vec<_> = files
+            .iter()
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
+            .collect();
+        assert_eq!(v.len(), 1, "one {suffix} file: {files:?}");
+        v[0].clone()
+    };
+    let line = pick("-line.pcap");
+    let gre = pick("-gre.pcap");
+    assert!(
+        line.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("pcap0-"),
+        "{line:?}"
+    );
+    // Line side: the caller's Configure-Request (received: Wireshark's p2p_dir 1) and the
+    // PNS's Ack to it (sent to the caller: p2p_dir 0), then the caller's IP frame.
+    assert_eq!(tshark_count(&line, "lcp"), 2, "{line:?}");
+    assert_eq!(
+        tshark_count(&line, "lcp && frame.p2p_dir == 1"),
+        1,
+        "LCP from the caller in {line:?}"
+    );
+    assert_eq!(
+        tshark_count(&line, "lcp && frame.p2p_dir == 0"),
+        1,
+        "LCP to the caller in {line:?}"
+    );
+    assert_eq!(
+        tshark_count(&line, "ip && frame.p2p_dir == 1"),
+        1,
+        "{line:?}"
+    );
+    // GRE side: the same LCP frames inside IPv4/GRE, both ways.
+    assert_eq!(tshark_count(&gre, "gre && lcp"), 2, "{gre:?}");
+    assert!(tshark_count(&gre, "gre") >= 3, "{gre:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -59,8 +59,8 @@ pub struct PacArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Directory for per-call packet captures (not implemented yet: accepted and ignored with a
-    /// warning).
+    /// Directory for per-call packet captures: `LINE-CALLID-TIME-line.pcap` (PPP with direction,
+    /// linktype 204) and `...-gre.pcap` (IPv4/GRE, linktype 101) for every tunnelled call.
     #[arg(long)]
     pub pcap: Option<PathBuf>,
     /// Status socket (overrides `pac.status_socket`).
@@ -95,15 +95,13 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
-/// Runs the daemon until SIGTERM/SIGINT. SIGHUP re-reads the configuration and reports
-/// whether it is valid (applying it to idle lines is not implemented yet).
+/// Runs the daemon until SIGTERM/SIGINT. SIGHUP re-reads the configuration: when valid, lines
+/// are added, removed or restarted with their new settings (a line with a call keeps its
+/// settings until the call ends); when invalid, the error is logged and nothing changes.
 pub async fn run_daemon(args: PacArgs) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let loaded = PacConfig::load(&args.config, ValidateOptions::default())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if args.pcap.is_some() {
-        tracing::warn!("--pcap is not implemented yet; no captures will be written");
-    }
     let peers: Vec<std::net::Ipv4Addr> = loaded.config.pns.iter().map(|p| p.address).collect();
     let gre = super::gre::raw(loaded.config.pac.local_address, peers)
         .map_err(|e| anyhow::anyhow!("raw GRE socket (needs CAP_NET_RAW): {e}"))?;
@@ -112,7 +110,10 @@ pub async fn run_daemon(args: PacArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| loaded.config.pac.status_socket.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATUS_SOCKET));
-    let mut handle = super::Pac::start(loaded, gre)?;
+    let opts = super::PacOptions {
+        pcap: args.pcap.clone(),
+    };
+    let mut handle = super::Pac::start_with(loaded, gre, opts)?;
     if let Err(e) = handle.serve_status(&socket) {
         tracing::warn!(socket = %socket.display(), error = %e, "status socket unavailable");
     }
@@ -126,7 +127,13 @@ pub async fn run_daemon(args: PacArgs) -> anyhow::Result<()> {
             _ = int.recv() => break,
             _ = hup.recv() => {
                 match PacConfig::load(&args.config, ValidateOptions::default()) {
-                    Ok(_) => tracing::warn!("SIGHUP: configuration is valid, but live reload is not implemented yet; restart to apply"),
+                    Ok(c) => {
+                        let r = handle.reload(c);
+                        tracing::info!(added = ?r.added, removed = ?r.removed, changed = ?r.changed, "SIGHUP: lines reloaded (lines with a call keep their settings until it ends)");
+                        if !r.not_applied.is_empty() {
+                            tracing::warn!(sections = ?r.not_applied, "SIGHUP: these sections changed but only take effect after a restart");
+                        }
+                    }
                     Err(e) => tracing::error!("SIGHUP: configuration invalid, keeping the running one:\n{e}"),
                 }
             }

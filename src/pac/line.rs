@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::capture::CallCapture;
 use super::config::{CallMode, LineConfig, LineKind, LineMode};
 use super::lineio::LineIo;
 use super::pns::{CallEv, DialOut, PnsCmd};
@@ -128,6 +129,8 @@ struct Call {
     terminate: bool,
     /// Placed by us for a PNS's Outgoing-Call-Request (OCRP answers it).
     dialout: bool,
+    /// `--pcap`: this call's captures.
+    capture: Option<Arc<Mutex<CallCapture>>>,
     up_at: Option<Instant>,
 }
 
@@ -135,7 +138,9 @@ struct Call {
 #[derive(Debug)]
 pub(crate) enum LineCmd {
     /// Dial out for a PNS's Outgoing-Call-Request.
-    Dial(DialOut),
+    Dial(Box<DialOut>),
+    /// The configuration changed (SIGHUP): end the task once no call is on the line.
+    Retire,
 }
 
 /// The `pns` name a locally terminated call shows in `status` and logs.
@@ -169,6 +174,7 @@ impl Call {
             local: None,
             terminate: true,
             dialout: false,
+            capture: None,
             up_at: None,
         }
     }
@@ -194,7 +200,16 @@ pub(crate) async fn run<S: ModemIo>(
     set_state(&ctx, "idle", &line, None);
     let mut ev_rx: Option<mpsc::UnboundedReceiver<CallEv>> = None;
     let mut gre_rx: Option<mpsc::Receiver<Bytes>> = None;
+    let mut retire = false;
     loop {
+        if retire && call.is_none() && matches!(phase, Phase::Idle | Phase::Refused) {
+            tracing::info!(line = %id, "configuration reloaded: line task ends (idle)");
+            return;
+        }
+        // The call's capture (if any) ends with the call.
+        if call.as_ref().and_then(|c| c.capture.as_ref()).is_none() {
+            line.set_capture(None);
+        }
         // The call's receivers live next to the line so the select can poll them all.
         match call.as_mut() {
             None => {
@@ -246,9 +261,18 @@ pub(crate) async fn run<S: ModemIo>(
                             hang_up_pns(&ctx, &c, CauseCode::DestinationOutOfOrder).await;
                         }
                         set_state(&ctx, "out-of-service", &line, None);
-                        // The device is gone; wait for stop (a reload re-opens it).
-                        let _ = stop.changed().await;
-                        return;
+                        // The device is gone; wait for stop or a reload (which re-opens it).
+                        loop {
+                            tokio::select! {
+                                _ = stop.changed() => return,
+                                c = cmds.recv() => match c {
+                                    Some(LineCmd::Retire) | None => return,
+                                    Some(LineCmd::Dial(d)) => {
+                                        dial_out(&ctx, &mut line, &mut phase, &mut call, *d).await;
+                                    }
+                                },
+                            }
+                        }
                     }
                     Ok(LineEvent::Data(data)) => {
                         if let Some(l) = call.as_mut().and_then(|c| c.local.as_mut()) {
@@ -257,7 +281,14 @@ pub(crate) async fn run<S: ModemIo>(
                             local_step(&ctx, &mut line, &mut phase, &mut call).instrument(span).await;
                         } else if let Some(c) = call.as_mut() {
                             match c.relay.as_mut() {
-                                Some(r) => r.line_in(&data, &ctx.stats),
+                                Some(r) => {
+                                    if let Some(k) = &c.capture {
+                                        if let Ok(mut k) = k.lock() {
+                                            k.line_in(&data);
+                                        }
+                                    }
+                                    r.line_in(&data, &ctx.stats)
+                                }
                                 // Answered, tunnel not up yet (ICCN in flight): keep the
                                 // caller's first frames instead of losing them.
                                 None if c.early.len() + data.len() <= MAX_EARLY => {
@@ -276,6 +307,15 @@ pub(crate) async fn run<S: ModemIo>(
                 call_event(&ctx, &mut line, &mut phase, &mut call, ev).instrument(span).await;
             }
             _ = recv_batch(&mut gre_rx, &mut rx_batch), if relaying => {
+                if let Some(c) = call.as_mut() {
+                    if let Some(k) = &c.capture {
+                        if let Ok(mut k) = k.lock() {
+                            for p in &rx_batch {
+                                k.gre_in(p);
+                            }
+                        }
+                    }
+                }
                 if let Some(r) = call.as_mut().and_then(|c| c.relay.as_mut()) {
                     for p in rx_batch.drain(..) {
                         r.gre_in(&p, &ctx.stats);
@@ -295,7 +335,13 @@ pub(crate) async fn run<S: ModemIo>(
                 housekeeping(&ctx, &mut line, &mut phase, &mut call).instrument(span).await;
             }
             Some(cmd) = cmds.recv() => match cmd {
-                LineCmd::Dial(d) => dial_out(&ctx, &mut line, &mut phase, &mut call, d).await,
+                LineCmd::Dial(d) => dial_out(&ctx, &mut line, &mut phase, &mut call, *d).await,
+                LineCmd::Retire => {
+                    if call.is_some() {
+                        tracing::info!(line = %id, "configuration reloaded: the line keeps its old settings until the call ends");
+                    }
+                    retire = true;
+                }
             },
             _ = stop.changed() => {
                 stop_line(&ctx, &mut line, &phase, call.take()).instrument(span).await;
@@ -459,6 +505,7 @@ async fn offer(
                     local: None,
                     terminate: false,
                     dialout: false,
+                    capture: None,
                     up_at: None,
                 });
             }
@@ -644,7 +691,7 @@ async fn modem_event<S: ModemIo>(
                 CallMode::OutgoingCall => {
                     // The PPTP call is already up (OCRP Connected): start relaying.
                     if let Some(info) = c.info {
-                        start_relay(ctx, c, &info);
+                        start_relay(ctx, line, c, &info);
                         *phase = Phase::Up;
                     }
                 }
@@ -732,7 +779,29 @@ fn refuse<S: ModemIo>(
     set_state(ctx, "refused", line, None);
 }
 
-fn start_relay(ctx: &LineCtx, c: &mut Call, info: &CallInfo) {
+fn start_relay<S: ModemIo>(ctx: &LineCtx, line: &mut LineIo<S>, c: &mut Call, info: &CallInfo) {
+    if let Some(dir) = &ctx.shared.pcap_dir {
+        match CallCapture::create(
+            dir,
+            &ctx.cfg.id,
+            c.call_id,
+            ctx.shared.local_address,
+            c.pns_addr,
+        ) {
+            Ok(cap) => {
+                let [l, g] = cap.paths();
+                tracing::info!(line_pcap = %l.display(), gre_pcap = %g.display(), "capturing the call");
+                let cap = Arc::new(Mutex::new(cap));
+                ctx.shared
+                    .register_capture(c.pns_addr, info.peer_call_id, &cap);
+                line.set_capture(Some(cap.clone()));
+                c.capture = Some(cap);
+            }
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot create the call's captures")
+            }
+        }
+    }
     let rx = match c.gre_early.take() {
         Some(rx) => rx,
         None => {
@@ -750,6 +819,7 @@ fn start_relay(ctx: &LineCtx, c: &mut Call, info: &CallInfo) {
     let mut relay = Relay::new(c.pns_addr, info, gre, ctx.shared.gre_tx.clone(), rx);
     let early = std::mem::take(&mut c.early);
     if !early.is_empty() {
+        capture(c, |k| k.line_in(&early));
         relay.line_in(&early, &ctx.stats);
     }
     c.relay = Some(relay);
@@ -787,14 +857,14 @@ async fn call_event<S: ModemIo>(
         CallEv::Up(info) => {
             c.info = Some(info);
             if c.dialout {
-                start_relay(ctx, c, &info);
+                start_relay(ctx, line, c, &info);
                 *phase = Phase::Up;
                 set_state(ctx, "up", line, call.as_ref());
                 return;
             }
             match c.mode {
                 CallMode::IncomingCall => {
-                    start_relay(ctx, c, &info);
+                    start_relay(ctx, line, c, &info);
                     *phase = Phase::Up;
                     set_state(ctx, "up", line, call.as_ref());
                 }
@@ -928,6 +998,14 @@ async fn housekeeping<S: ModemIo>(
     }
 }
 
+fn capture(c: &Call, f: impl FnOnce(&mut CallCapture)) {
+    if let Some(k) = &c.capture {
+        if let Ok(mut k) = k.lock() {
+            f(&mut k);
+        }
+    }
+}
+
 /// The OCRP for a failed dial (RFC 2637 §2.8 Result Codes, Q.850 causes).
 fn dial_failure(f: Failure) -> DialResult {
     let (result, cause) = match f {
@@ -1005,6 +1083,7 @@ async fn dial_out<S: ModemIo>(
         local: None,
         terminate: false,
         dialout: true,
+        capture: None,
         up_at: None,
     });
     *phase = Phase::Answering;

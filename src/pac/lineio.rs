@@ -19,11 +19,13 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
+use super::capture::CallCapture;
 use crate::io::line::{LineEvent, ModemIo, ModemLine};
 use crate::modem::control::{ControlError, Direction, Event as ModemEvent, Framing, HangupCause};
 use crate::modem::direct::{Detect, LcpDetector};
@@ -36,9 +38,16 @@ const EOF_RETRY: Duration = Duration::from_millis(500);
 /// Most octets kept between the LCP frame that starts a call and the answer.
 const MAX_EARLY: usize = 64 * 1024;
 
-/// A line as the PAC line task sees it.
+/// A line as the PAC line task sees it: the device, and the current call's capture (octets
+/// written to the line are captured here; octets read are captured by the line task).
 #[derive(Debug)]
-pub enum LineIo<S> {
+pub struct LineIo<S> {
+    dev: Dev<S>,
+    capture: Option<Arc<Mutex<CallCapture>>>,
+}
+
+#[derive(Debug)]
+enum Dev<S> {
     /// A modem or ISDN TA driven with AT commands (boxed: much larger than a direct line).
     Modem(Box<ModemLine<S>>),
     /// A direct line.
@@ -46,68 +55,94 @@ pub enum LineIo<S> {
 }
 
 impl<S: ModemIo> LineIo<S> {
+    /// A modem or ISDN TA line.
+    pub fn modem(m: ModemLine<S>) -> Self {
+        LineIo {
+            dev: Dev::Modem(Box::new(m)),
+            capture: None,
+        }
+    }
+
+    /// A direct line.
+    pub fn direct(d: DirectLine<S>) -> Self {
+        LineIo {
+            dev: Dev::Direct(d),
+            capture: None,
+        }
+    }
+
+    /// Sets (or clears) the capture octets written to the line go to.
+    pub fn set_capture(&mut self, c: Option<Arc<Mutex<CallCapture>>>) {
+        self.capture = c;
+    }
+
     /// The next line event (see [`ModemLine::next`]).
     pub async fn next(&mut self) -> io::Result<LineEvent> {
-        match self {
-            LineIo::Modem(m) => m.next().await,
-            LineIo::Direct(d) => d.next().await,
+        match &mut self.dev {
+            Dev::Modem(m) => m.next().await,
+            Dev::Direct(d) => d.next().await,
         }
     }
 
     /// Answers the ringing call.
     pub fn answer(&mut self) -> Result<(), ControlError> {
-        match self {
-            LineIo::Modem(m) => m.answer(),
-            LineIo::Direct(d) => d.answer(),
+        match &mut self.dev {
+            Dev::Modem(m) => m.answer(),
+            Dev::Direct(d) => d.answer(),
         }
     }
 
     /// Dials `number` (modems only: a direct line cannot dial).
     pub fn dial(&mut self, number: &str) -> Result<(), ControlError> {
-        match self {
-            LineIo::Modem(m) => m.dial(number),
-            LineIo::Direct(_) => Err(ControlError::NotIdle),
+        match &mut self.dev {
+            Dev::Modem(m) => m.dial(number),
+            Dev::Direct(_) => Err(ControlError::NotIdle),
         }
     }
 
     /// Hangs up the current call.
     pub fn hangup(&mut self) {
-        match self {
-            LineIo::Modem(m) => m.hangup(),
-            LineIo::Direct(d) => d.hangup(),
+        match &mut self.dev {
+            Dev::Modem(m) => m.hangup(),
+            Dev::Direct(d) => d.hangup(),
         }
     }
 
     /// The call offered by the last RING was refused (the modem just stops ringing).
     pub fn refuse(&mut self) {
-        if let LineIo::Direct(d) = self {
+        if let Dev::Direct(d) = &mut self.dev {
             d.refuse();
         }
     }
 
     /// Writes data-mode bytes (dropped unless a call is up).
     pub async fn send_data(&mut self, data: &[u8]) -> io::Result<()> {
-        match self {
-            LineIo::Modem(m) => m.send_data(data).await,
-            LineIo::Direct(d) => d.send_data(data).await,
+        if let Some(c) = &self.capture {
+            if let Ok(mut c) = c.lock() {
+                c.line_out(data);
+            }
+        }
+        match &mut self.dev {
+            Dev::Modem(m) => m.send_data(data).await,
+            Dev::Direct(d) => d.send_data(data).await,
         }
     }
 
     /// Modem state for `status`.
     pub fn modem_state(&self) -> String {
-        match self {
-            LineIo::Modem(m) => format!("{:?}", m.control().state()),
-            LineIo::Direct(d) => d.state().into(),
+        match &self.dev {
+            Dev::Modem(m) => format!("{:?}", m.control().state()),
+            Dev::Direct(d) => d.state().into(),
         }
     }
 
     /// Whether the line is idle (no call ringing or up) and could take or place a call.
     pub fn is_idle(&self) -> bool {
-        match self {
-            LineIo::Modem(m) => {
+        match &self.dev {
+            Dev::Modem(m) => {
                 matches!(m.control().state(), crate::modem::control::State::Idle)
             }
-            LineIo::Direct(d) => matches!(d.phase, DirectPhase::Idle),
+            Dev::Direct(d) => matches!(d.phase, DirectPhase::Idle),
         }
     }
 }

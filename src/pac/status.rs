@@ -19,7 +19,7 @@ use super::Shared;
 /// Everything status reads from.
 pub(crate) struct StatusSource {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) lines: Vec<(Arc<Mutex<LineView>>, Arc<LineStats>)>,
+    pub(crate) lines: super::LineSlots,
     pub(crate) started: std::time::Instant,
 }
 
@@ -94,8 +94,16 @@ pub struct PnsStatus {
 impl StatusSource {
     pub(crate) fn collect(&self) -> Status {
         let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        let lines = self
+        let slots: Vec<(Arc<Mutex<LineView>>, Arc<LineStats>)> = self
             .lines
+            .lock()
+            .map(|v| {
+                v.iter()
+                    .map(|s| (s.view.clone(), s.stats.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let lines = slots
             .iter()
             .map(|(v, s)| LineStatus {
                 view: v.lock().map(|g| g.clone()).unwrap_or_default(),

@@ -293,8 +293,8 @@ impl LocalCall {
                     tracing::debug!(tx_accm = p.tx_accm, rx_accm = p.rx_accm, "LCP opened");
                     // The peer may now send the control characters we acked unescaped. We
                     // keep escaping all of ours: RFC 1662 §7.1 lets a sender escape more than
-                    // the ACCM asks, and some clients (`pptp-nas ppp` among them) keep
-                    // discarding unescaped control characters whatever they negotiated.
+                    // the ACCM asks, and a client that applies its negotiated ACCM late (or
+                    // never) would discard unescaped control characters.
                     self.decoder.set_accm(p.rx_accm);
                 }
                 Event::Authenticated { user } => {
