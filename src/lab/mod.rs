@@ -785,6 +785,7 @@ async fn chain(
         mppc: opts.mppc,
         pool: POOL,
         responder: true,
+        extra: Default::default(),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let pns_task = tokio::spawn(pns::daemon::serve(

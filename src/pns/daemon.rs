@@ -41,33 +41,34 @@ use crate::pptp::gre::{GreRepr, SeqNumber};
 use crate::pptp::message::{CauseCode, StopReason};
 use crate::responder::{Responder, Verdict};
 
-/// Flags of `pptp-nas pns`.
-#[derive(Debug, Clone, Args)]
+/// Flags of `pptp-nas pns` (each one given overrides the `--config` file).
+#[derive(Debug, Clone, Default, Args)]
 pub struct PnsArgs {
-    /// YAML file with the same settings (not implemented yet: giving it is an error).
+    /// YAML settings file (configs/pns.yaml, which names a users file); flags override it.
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
-    /// TCP address to accept control connections on.
-    #[arg(long, default_value = "0.0.0.0:1723")]
-    pub listen: SocketAddr,
-    /// A user as NAME:PASSWORD (repeatable).
+    /// TCP address to accept control connections on [default: 0.0.0.0:1723].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// A user as NAME:PASSWORD (repeatable; added to the users file's).
     #[arg(long = "user")]
     pub users: Vec<String>,
-    /// Authentication demanded: pap, chap, mschap or mschapv2.
-    #[arg(long, default_value = "mschapv2")]
-    pub auth: String,
-    /// MPPE: none, 40, 56 or 128 (required at that key length).
-    #[arg(long, default_value = "128")]
-    pub mppe: String,
-    /// MPPC compression: on or off.
-    #[arg(long, default_value = "on")]
-    pub mppc: String,
+    /// Authentication demanded: pap, chap, mschap or mschapv2 [default: mschapv2].
+    #[arg(long)]
+    pub auth: Option<String>,
+    /// MPPE: none, 40, 56 or 128 (required at that key length) [default: 128].
+    #[arg(long)]
+    pub mppe: Option<String>,
+    /// MPPC compression: on or off [default: on].
+    #[arg(long)]
+    pub mppc: Option<String>,
     /// Require stateless MPPE (key change every packet).
     #[arg(long)]
     pub stateless: bool,
-    /// Addresses handed to callers, FIRST-LAST (the server's own address is FIRST - 1).
-    #[arg(long, default_value = "192.168.77.10-192.168.77.50")]
-    pub pool: String,
+    /// Addresses handed to callers, FIRST-LAST (the server's own address is FIRST - 1)
+    /// [default: 192.168.77.10-192.168.77.50].
+    #[arg(long)]
+    pub pool: Option<String>,
     /// Answer the callers' ICMP echo requests and UDP echo/discard packets.
     #[arg(long)]
     pub responder: bool,
@@ -92,67 +93,133 @@ pub struct PnsOptions {
     pub pool: (Ipv4Addr, Ipv4Addr),
     /// Run the echo responder.
     pub responder: bool,
+    /// What only the `--config` file can say (users with NT hashes, several auth methods, the
+    /// full MPPE policy, DNS, throttle); `Default` for flags-only setups.
+    pub extra: PnsExtra,
+}
+
+/// The settings of [`PnsOptions`] that come from `pns.yaml` / `users.yaml` only.
+#[derive(Debug, Clone, Default)]
+pub struct PnsExtra {
+    /// Users from the users file (password or NT hash), besides `users`.
+    pub users: Vec<crate::pns::config::User>,
+    /// Methods accepted after `auth`, in order of preference.
+    pub more_auth: Vec<AuthMethod>,
+    /// The whole CCP policy (file merged with the flags); `None`: from `mppe_bits`,
+    /// `stateless` and `mppc`.
+    pub ccp: Option<crate::ppp::ccp::CcpConfig>,
+    /// DNS servers handed out in IPCP.
+    pub dns: [Option<Ipv4Addr>; 2],
+    /// Throttle settings; `None`: the defaults.
+    pub throttle: Option<ThrottleConfig>,
 }
 
 /// Exit code: bad flags or configuration.
 pub const EXIT_USAGE: i32 = 2;
 
-fn parse_pool(s: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
-    let (a, b) = s
-        .split_once('-')
-        .ok_or_else(|| format!("--pool {s}: expected FIRST-LAST"))?;
-    let a: Ipv4Addr = a.trim().parse().map_err(|e| format!("--pool {s}: {e}"))?;
-    let b: Ipv4Addr = b.trim().parse().map_err(|e| format!("--pool {s}: {e}"))?;
-    if u32::from(a) > u32::from(b) || u32::from(a) < 2 {
-        return Err(format!("--pool {s}: empty range"));
-    }
-    Ok((a, b))
-}
-
-/// Turns the flags into [`PnsOptions`].
+/// Turns the flags (over the `--config` file, if any) into [`PnsOptions`].
 pub fn options(a: &PnsArgs) -> Result<PnsOptions, String> {
-    if let Some(p) = &a.config {
-        return Err(format!(
-            "--config {}: configuration files are not supported yet; use the flags",
-            p.display()
-        ));
-    }
-    let auth = parse_auth(&a.auth)?;
-    let mppe_bits = parse_mppe(&a.mppe)?;
-    let mppc = parse_mppc(&a.mppc)?;
+    use crate::pns::config::parse_pool;
+    let file = match &a.config {
+        Some(p) => Some(crate::pns::config::load(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let f = file.clone().unwrap_or_default();
+    let (auth, more_auth) = match (&a.auth, &f.auth) {
+        (Some(s), _) => (parse_auth(s)?, Vec::new()),
+        (None, Some(list)) => match list.split_first() {
+            Some((first, rest)) => (*first, rest.to_vec()),
+            None => (AuthMethod::MsChapV2, Vec::new()),
+        },
+        (None, None) => (AuthMethod::MsChapV2, Vec::new()),
+    };
+    let mppe_bits = parse_mppe(a.mppe.as_deref().unwrap_or("128"))?;
+    let mppc = parse_mppc(a.mppc.as_deref().unwrap_or("on"))?;
+    // With a file: its CCP policy over the defaults, then each flag given over that.
+    let ccp = file.as_ref().map(|f| {
+        let mut c = crate::ppp::ccp::CcpConfig::default();
+        apply_ccp(&mut c, Some(128), false, true, true);
+        f.apply_ccp(&mut c);
+        if a.mppe.is_some() {
+            let mut m = c;
+            apply_ccp(&mut m, mppe_bits, false, true, true);
+            (c.mppe, c.allow_40, c.allow_56, c.allow_128) =
+                (m.mppe, m.allow_40, m.allow_56, m.allow_128);
+        }
+        if a.stateless {
+            c.stateless = crate::ppp::ccp::Stateless::Required;
+        }
+        if a.mppc.is_some() {
+            c.mppc = mppc;
+        }
+        c
+    });
     let users = a
         .users
         .iter()
         .map(|u| parse_user(u))
         .collect::<Result<Vec<_>, _>>()?;
-    if users.is_empty() {
-        return Err("at least one --user NAME:PASSWORD is needed".to_string());
+    let file_users: Vec<_> = f
+        .users
+        .iter()
+        .filter(|u| !users.iter().any(|(n, _)| *n == u.name))
+        .cloned()
+        .collect();
+    if users.is_empty() && file_users.is_empty() {
+        return Err("at least one --user NAME:PASSWORD (or a users_file) is needed".to_string());
     }
+    if file_users.iter().any(|u| u.ip.is_some()) {
+        tracing::warn!(
+            "users file: fixed addresses (ip:) are not applied yet; callers get pool addresses"
+        );
+    }
+    let pool = match &a.pool {
+        Some(p) => parse_pool(p).map_err(|e| format!("--{e}"))?,
+        None => f.pool.unwrap_or((
+            Ipv4Addr::new(192, 168, 77, 10),
+            Ipv4Addr::new(192, 168, 77, 50),
+        )),
+    };
     Ok(PnsOptions {
-        listen: a.listen,
+        listen: a
+            .listen
+            .or(f.listen)
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 1723))),
         users,
         auth,
         mppe_bits,
         stateless: a.stateless,
         mppc,
-        pool: parse_pool(&a.pool)?,
-        responder: a.responder,
+        pool,
+        responder: a.responder || f.responder.unwrap_or(false),
+        extra: PnsExtra {
+            users: file_users,
+            more_auth,
+            ccp,
+            dns: f.dns,
+            throttle: file.map(|f| f.throttle),
+        },
     })
 }
 
 /// The PPP server policy for these options (IPCP peer address filled in per call).
 pub fn server_policy(o: &PnsOptions) -> Policy {
     let local = Ipv4Addr::from(u32::from(o.pool.0).saturating_sub(1));
+    let mut methods = vec![o.auth];
+    methods.extend(o.extra.more_auth.iter().filter(|m| **m != o.auth));
     let mut p = Policy::server(
-        vec![o.auth],
+        methods,
         IpcpConfig {
             local: Some(local),
             assign_peer: None,
-            dns: [None, None],
+            dns: o.extra.dns,
             request_dns: false,
         },
     );
-    apply_ccp(&mut p.ccp, o.mppe_bits, o.stateless, o.mppc, true);
+    match o.extra.ccp {
+        Some(c) => p.ccp = c,
+        None => apply_ccp(&mut p.ccp, o.mppe_bits, o.stateless, o.mppc, true),
+    }
     p
 }
 
@@ -442,13 +509,16 @@ pub async fn serve(
         ),
     };
     let mut store = StaticCredentials::new();
+    for u in &opts.extra.users {
+        store.insert(u.name.as_bytes(), u.secret.clone());
+    }
     for (u, p) in &opts.users {
         store = store.with_password(u, p);
     }
     let shared = Arc::new(Shared {
         policy: server_policy(&opts),
         store: Arc::new(store),
-        throttle: ThrottleHandle::new(ThrottleConfig::default(), Instant::now()),
+        throttle: ThrottleHandle::new(opts.extra.throttle.unwrap_or_default(), Instant::now()),
         pool: Mutex::new(Pool {
             first: u32::from(opts.pool.0),
             last: u32::from(opts.pool.1),

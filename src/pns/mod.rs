@@ -1,9 +1,9 @@
 //! The PPTP Network Server side: per-call PPP sessions with their MPPC/MPPE data path.
 //!
-//! Today this module holds the sans-IO pieces: [`session::Session`] (a PPP call and its
-//! MPPC/MPPE data path, which the lab runs per call) and [`throttle::AuthThrottle`] (failure
-//! counting per user and source with exponential delay and lockout; tested, not yet wired to a
-//! daemon). The `pptp-nas pns` daemon (TCP 1723, users file) is not built yet.
+//! [`session::Session`] (a PPP call and its MPPC/MPPE data path), [`throttle`] (failure counting
+//! per user and source with exponential delay and lockout), [`daemon`] (`pptp-nas pns`: TCP
+//! control connections, raw or in-process GRE, one PPP server per call) and [`config`]
+//! (`pns.yaml` and the users file for `--config`).
 
 #![cfg_attr(
     not(test),
@@ -15,6 +15,7 @@
     )
 )]
 
+pub mod config;
 pub mod daemon;
 pub mod session;
 pub mod throttle;
