@@ -7,3 +7,4 @@ pub mod line;
 pub mod pptp_codec;
 pub mod pty;
 pub mod softmodem;
+pub mod tun;

@@ -35,6 +35,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::config::policy::{apply_ccp, parse_auth, parse_mppc, parse_mppe, parse_user};
 use crate::hdlc::{Decoder, DecoderConfig, Encoder, EncoderConfig};
+use crate::io::tun::{mtu_for, recv_opt, Tun};
 use crate::pns::session::{Session, SessionStats};
 use crate::ppp::auth::{ClientCredentials, StaticCredentials};
 #[cfg(test)]
@@ -90,6 +91,10 @@ pub struct PppArgs {
     /// Client: send this many pings to the peer, then close the link and exit.
     #[arg(long)]
     pub ping: Option<u32>,
+    /// Deliver the link's IP to this TUN interface (created once IPCP is up, with the
+    /// negotiated addresses; needs root or CAP_NET_ADMIN) instead of the built-in responder.
+    #[arg(long)]
+    pub tun: Option<String>,
     /// Our IPv4 address (server default 192.168.77.1, or pppd's LOCAL:REMOTE argument).
     #[arg(long)]
     pub local: Option<Ipv4Addr>,
@@ -159,6 +164,7 @@ pub fn merge_config_file(cli: PppArgs, text: &str) -> Result<PppArgs, String> {
         users,
         responder: cli.responder || file.responder,
         ping: cli.ping.or(file.ping),
+        tun: cli.tun.or(file.tun),
         local: cli.local.or(file.local),
         remote: cli.remote.or(file.remote),
         connect_timeout: cli.connect_timeout.or(file.connect_timeout),
@@ -184,6 +190,8 @@ pub struct Settings {
     /// Client: after the pings, this long a bulk UDP stream to the peer's discard port
     /// (zero: none), timed until a trailing ping comes back (`pptp-nas dial --throughput`).
     pub throughput: Duration,
+    /// Deliver IP to this TUN interface (`--tun`) instead of the responder.
+    pub tun: Option<String>,
 }
 
 /// Turns flags into [`Settings`].
@@ -208,6 +216,16 @@ pub fn settings(a: &PppArgs) -> Result<Settings, String> {
         Some((l.parse::<Ipv4Addr>().ok()?, r.parse::<Ipv4Addr>().ok()?))
     });
     let connect_timeout = a.connect_timeout.unwrap_or(20.0);
+    if let Some(t) = &a.tun {
+        crate::io::tun::check_name(t).map_err(|e| format!("--tun: {e}"))?;
+        if a.responder || a.ping.is_some() {
+            return Err(
+                "--tun cannot be combined with --responder or --ping: the link's IP goes either \
+                 to the TUN or to the built-in responder/traffic"
+                    .to_string(),
+            );
+        }
+    }
     if !(connect_timeout.is_finite() && connect_timeout > 0.0 && connect_timeout < 86_400.0) {
         return Err("--connect-timeout must be positive seconds".to_string());
     }
@@ -270,10 +288,11 @@ pub fn settings(a: &PppArgs) -> Result<Settings, String> {
     Ok(Settings {
         policy,
         store,
-        responder: a.responder || role == Role::Server,
+        responder: a.tun.is_none() && (a.responder || role == Role::Server),
         pings: a.ping.unwrap_or(0),
         connect_timeout: Duration::from_secs_f64(connect_timeout),
         throughput: Duration::ZERO,
+        tun: a.tun.clone(),
     })
 }
 
@@ -324,6 +343,8 @@ pub enum LinkFailure {
     PingsLost,
     /// The line went away (EOF, read/write error) before we were done.
     LineClosed,
+    /// The TUN interface could not be created (`--tun`; no root or CAP_NET_ADMIN).
+    Tun,
 }
 
 impl LinkFailure {
@@ -455,6 +476,8 @@ pub async fn run_link<'a>(
     let mut up = false;
     let mut ccp_open = false;
     let mut wbuf = Vec::new();
+    let mut tun: Option<Tun> = None;
+    let mut tbuf = vec![0u8; 64 * 1024];
     session.open(Instant::now());
     loop {
         let now = Instant::now();
@@ -564,6 +587,22 @@ pub async fn run_link<'a>(
                     tracing::info!(local = %r.local, peer = %r.peer, "IPCP opened");
                     out.addrs = Some((r.local, r.peer));
                     out.dns = r.dns;
+                    if let (Some(name), None) = (st.tun.as_deref(), tun.as_ref()) {
+                        let mtu = mtu_for(session.engine().link().tx_mru, out.mppe_bits > 0);
+                        match Tun::open(name, r.local, r.peer, mtu) {
+                            Ok(t) => {
+                                tracing::info!(tun = %t.name(), mtu, "IP delivered to TUN");
+                                tun = Some(t);
+                            }
+                            Err(e) => {
+                                tracing::error!("{e}");
+                                out.error.get_or_insert(e.to_string());
+                                out.failure.get_or_insert(LinkFailure::Tun);
+                                session.close(now, "TUN setup failed");
+                                closing_since = Some(now);
+                            }
+                        }
+                    }
                 }
                 Event::LinkDown(reason) => {
                     let graceful = closing_since.is_some()
@@ -686,6 +725,12 @@ pub async fn run_link<'a>(
                                     continue;
                                 }
                             }
+                            if let Some(t) = tun.as_ref() {
+                                if let Err(e) = t.send(&ip).await {
+                                    tracing::debug!(error = %e, "TUN write failed");
+                                }
+                                continue;
+                            }
                             if st.responder {
                                 if let Ok(Verdict::Reply(r)) = responder.handle_packet(&ip) {
                                     if session.send_ip(&r).is_ok() {
@@ -700,6 +745,27 @@ pub async fn run_link<'a>(
                         out.failure.get_or_insert(LinkFailure::LineClosed);
                         session.lower_down(now);
                         return out;
+                    }
+                }
+            }
+            n = recv_opt(tun.as_ref(), &mut tbuf) => {
+                match n {
+                    Ok(n) => {
+                        // Only IPv4 has a network layer here (IPCP; no IPV6CP): the
+                        // kernel's IPv6 neighbour discovery on the TUN stays local.
+                        if let Some(pkt) = tbuf.get(..n).filter(|p| p.first().is_some_and(|v| v >> 4 == 4)) {
+                            if let Err(e) = session.send_ip(pkt) {
+                                tracing::debug!(error = ?e, "TUN packet not sent");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "TUN read failed");
+                        out.error.get_or_insert(format!("TUN read: {e}"));
+                        out.failure.get_or_insert(LinkFailure::Tun);
+                        tun = None;
+                        session.close(Instant::now(), "TUN failed");
+                        closing_since.get_or_insert(Instant::now());
                     }
                 }
             }
@@ -770,6 +836,8 @@ pub fn main(cli: PppArgs) -> i32 {
         Ok(o) => {
             let code = if o.error.is_none() {
                 EXIT_OK
+            } else if o.failure == Some(LinkFailure::Tun) {
+                EXIT_IO
             } else {
                 EXIT_FAILED
             };
