@@ -72,6 +72,34 @@ pub struct PnsArgs {
     /// Answer the callers' ICMP echo requests and UDP echo/discard packets.
     #[arg(long)]
     pub responder: bool,
+    /// Authentication throttle: failures (per user and per source) that lock out.
+    #[arg(long, default_value_t = 5)]
+    pub lockout_after: u32,
+    /// Authentication throttle: length of a lockout in seconds.
+    #[arg(long, default_value_t = 300.0)]
+    pub lockout: f64,
+    /// Authentication throttle: delay in seconds after the first counted failure (doubles
+    /// with each further failure, up to 30 s; 0 turns the delay off).
+    #[arg(long, default_value_t = 1.0)]
+    pub auth_delay: f64,
+}
+
+impl PnsArgs {
+    /// The throttle settings of these flags.
+    pub fn throttle(&self) -> Result<ThrottleConfig, String> {
+        let secs = |name: &str, v: f64| {
+            Duration::try_from_secs_f64(v).map_err(|_| format!("--{name} {v}: not a duration"))
+        };
+        if self.lockout_after == 0 {
+            return Err("--lockout-after 0: must be at least 1".to_string());
+        }
+        Ok(ThrottleConfig {
+            lockout_after: self.lockout_after,
+            lockout: secs("lockout", self.lockout)?,
+            base_delay: secs("auth-delay", self.auth_delay)?,
+            ..ThrottleConfig::default()
+        })
+    }
 }
 
 /// Validated settings of the daemon.
@@ -197,7 +225,10 @@ pub fn options(a: &PnsArgs) -> Result<PnsOptions, String> {
             more_auth,
             ccp,
             dns: f.dns,
-            throttle: file.map(|f| f.throttle),
+            throttle: match file {
+                Some(f) => Some(f.throttle),
+                None => Some(a.throttle()?),
+            },
         },
     })
 }
@@ -728,6 +759,7 @@ async fn connection(
                         Some(shared.throttle.store_for(&source, shared.store.clone())),
                         seed(info.call_id),
                     );
+                    session.set_throttle(shared.throttle.clone(), &source);
                     session.open(now);
                     if let Ok(mut r) = shared.routes.lock() {
                         r.insert((peer_ip, info.call_id), gre_tx.clone());

@@ -5,6 +5,13 @@
 //! The shell calls [`Session::handle_frame`] / [`Session::handle_timeout`] with `now`, then
 //! drains [`Session::poll_transmit`] and [`Session::poll_event`] and re-arms one timer to
 //! [`Session::poll_timeout`], as for the engine itself.
+//!
+//! A server session may carry an authentication throttle ([`Session::set_throttle`]): when the
+//! peer's credentials have been judged and the throttle says the (user, source) pair must wait
+//! (exponential delay after earlier failures), the session holds its answer, and everything
+//! after it, frames and events alike, until that deadline. [`Session::poll_timeout`] reports
+//! the deadline and the shell's next `handle_timeout`/`handle_frame` at or after it releases
+//! the hold; no clock is read here.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -12,7 +19,8 @@ use std::time::Instant;
 
 use crate::mppe::pipeline::{CcpReceive, CcpTransmit, Receiver, Transmitter};
 use crate::mppe::Event as MppeEvent;
-use crate::ppp::auth::CredentialStore;
+use crate::pns::throttle::{ThrottleHandle, Verdict};
+use crate::ppp::auth::{AuthFailure, CredentialStore};
 use crate::ppp::engine::{DownReason, Engine, Event, Policy};
 use crate::ppp::fsm::State;
 use crate::ppp::packet::Protocol;
@@ -70,6 +78,10 @@ pub struct Session {
     pending: VecDeque<Vec<u8>>,
     stats: SessionStats,
     scratch: Vec<u8>,
+    /// Throttle and source (peer address) of a server session.
+    throttle: Option<(ThrottleHandle, String)>,
+    /// Output and events are held until this time (throttle delay of the auth answer).
+    hold_until: Option<Instant>,
 }
 
 impl Session {
@@ -87,6 +99,40 @@ impl Session {
             pending: VecDeque::new(),
             stats: SessionStats::default(),
             scratch: Vec::new(),
+            throttle: None,
+            hold_until: None,
+        }
+    }
+
+    /// Makes this (server) session hold its authentication answer while `throttle` delays
+    /// attempts of the peer's user or of `source` (see the module docs).
+    pub fn set_throttle(&mut self, throttle: ThrottleHandle, source: &str) {
+        self.throttle = Some((throttle, source.to_string()));
+    }
+
+    /// Until when output and events are held for the throttle, if they are.
+    pub fn held_until(&self) -> Option<Instant> {
+        self.hold_until
+    }
+
+    fn release(&mut self, now: Instant) {
+        if self.hold_until.is_some_and(|t| t <= now) {
+            self.hold_until = None;
+        }
+    }
+
+    /// The user whose credentials were just judged, if `ev` is that judgement.
+    fn judged_user(ev: &Event) -> Option<Vec<u8>> {
+        match ev {
+            Event::Authenticated { user } => Some(user.clone()),
+            Event::LinkDown(DownReason::AuthFailed(f)) => match f {
+                AuthFailure::UnknownUser(u)
+                | AuthFailure::BadCredentials(u)
+                | AuthFailure::NeedCleartext(u)
+                | AuthFailure::LmRefused(u) => Some(u.as_bytes().to_vec()),
+                _ => Some(Vec::new()),
+            },
+            _ => None,
         }
     }
 
@@ -108,19 +154,19 @@ impl Session {
     /// Starts LCP (the call is up).
     pub fn open(&mut self, now: Instant) {
         self.engine.open(now);
-        self.pump();
+        self.pump(now);
     }
 
     /// Closes the link gracefully.
     pub fn close(&mut self, now: Instant, reason: &str) {
         self.engine.close(now, reason);
-        self.pump();
+        self.pump(now);
     }
 
     /// The call is gone.
     pub fn lower_down(&mut self, now: Instant) {
         self.engine.lower_down(now);
-        self.pump();
+        self.pump(now);
     }
 
     /// Whether IPv4 may flow and CCP has settled (so the first packet goes the final way).
@@ -140,6 +186,11 @@ impl Session {
 
     /// Handles one PPP frame; returns an IPv4 packet when one arrived.
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> Option<Vec<u8>> {
+        self.release(now);
+        if let Some((throttle, _)) = &self.throttle {
+            // The guarded credential store judges lockouts by the throttle's clock.
+            throttle.set_now(now);
+        }
         let packet = self
             .engine
             .handle_frame(now, frame)
@@ -153,7 +204,7 @@ impl Session {
         if out.is_some() {
             self.stats.rx_packets += 1;
         }
-        self.pump();
+        self.pump(now);
         out
     }
 
@@ -225,13 +276,32 @@ impl Session {
 
     /// Fires due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.release(now);
         self.engine.handle_timeout(now);
-        self.pump();
+        self.pump(now);
     }
 
     /// Routes engine events: builds the data path on CcpUp, answers CCP resets.
-    fn pump(&mut self) {
+    fn pump(&mut self, now: Instant) {
         while let Some(ev) = self.engine.poll_event() {
+            if let (Some((throttle, source)), Some(user)) =
+                (self.throttle.as_ref(), Self::judged_user(&ev))
+            {
+                // Issue 8: "failures per user and per source address are counted, with
+                // exponential delay": the answer to this attempt goes out no sooner than the
+                // delay earned by the earlier failures.
+                if let Verdict::DelayUntil(t) = throttle.check_at(now, &user, source) {
+                    if t > now {
+                        tracing::info!(
+                            user = %String::from_utf8_lossy(&user),
+                            source = %source,
+                            delay_ms = t.saturating_duration_since(now).as_millis() as u64,
+                            "authentication answer held (throttle)"
+                        );
+                        self.hold_until = Some(self.hold_until.map_or(t, |h| h.max(t)));
+                    }
+                }
+            }
             match &ev {
                 Event::CcpUp(_) => match self.engine.mppe_data_path() {
                     Ok((tx, rx)) => {
@@ -263,9 +333,13 @@ impl Session {
         }
     }
 
-    /// The next PPP frame to send (control first, then data in order).
+    /// The next PPP frame to send (control first, then data in order); nothing while the
+    /// throttle holds the authentication answer.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        if self.hold_until.is_some() {
+            return None;
+        }
         if let Some(f) = self.engine.poll_transmit() {
             return Some(f);
         }
@@ -275,12 +349,19 @@ impl Session {
     /// The earliest deadline.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.engine.poll_timeout()
+        match (self.engine.poll_timeout(), self.hold_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// The next engine event (after the session acted on it).
+    /// The next engine event (after the session acted on it); nothing while the throttle
+    /// holds the authentication answer (the judgement is reported when the answer goes out).
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
+        if self.hold_until.is_some() {
+            return None;
+        }
         self.events.pop_front()
     }
 }

@@ -207,8 +207,9 @@ struct Shared {
 /// gets no secret at all (the attempt fails as for an unknown user, without the password being
 /// checked). The shell reports outcomes with [`ThrottleHandle::record`] and keeps the clock
 /// current with [`ThrottleHandle::set_now`] (sans-IO: the store itself never reads a clock).
-/// The exponential delay is counted and reported by [`ThrottleHandle::record`]; holding the
-/// answer back for that long is the shell's job.
+/// The exponential delay is enforced by the session: a [`crate::pns::session::Session`] given
+/// the handle ([`crate::pns::session::Session::set_throttle`]) holds its authentication answer
+/// until the deadline [`ThrottleHandle::check_at`] reports.
 #[derive(Debug, Clone)]
 pub struct ThrottleHandle(Arc<Mutex<Shared>>);
 
@@ -254,6 +255,17 @@ impl ThrottleHandle {
             Verdict::Allow => tracing::info!(user = %name, source, "authentication failed"),
         }
         v
+    }
+
+    /// The verdict for an attempt at `now` (also moves the shared clock forward).
+    pub fn check_at(&self, now: Instant, user: &[u8], source: &str) -> Verdict {
+        match self.0.lock() {
+            Ok(mut s) => {
+                s.now = s.now.max(now);
+                s.throttle.check(now, user, source)
+            }
+            Err(_) => Verdict::Allow,
+        }
     }
 
     /// The verdict for an attempt now.
@@ -449,6 +461,121 @@ mod test {
         now += Duration::from_secs(301);
         assert!(call(now, "right", 11));
         assert_eq!(handle.check(b"alice", "10.9.9.9"), Verdict::Allow);
+    }
+
+    /// Issue 8, in virtual time: wrong MS-CHAPv2 passwords retried at once are answered later
+    /// and later (the session holds the answer for the throttle delay), the fifth locks out,
+    /// the right password is refused at once during the lockout and accepted after it.
+    #[test]
+    fn sessions_hold_the_answer_for_the_delay() {
+        use crate::pns::session::Session;
+        use crate::ppp::auth::{ClientCredentials, StaticCredentials};
+        use crate::ppp::engine::{DownReason, Event, Policy};
+        use crate::ppp::ipcp::IpcpConfig;
+        use crate::ppp::lcp::AuthMethod;
+        use std::net::Ipv4Addr;
+
+        let t0 = Instant::now();
+        let handle = ThrottleHandle::new(
+            ThrottleConfig {
+                lockout: Duration::from_secs(20),
+                ..ThrottleConfig::default()
+            },
+            t0,
+        );
+        let users: Arc<dyn CredentialStore + Send + Sync> =
+            Arc::new(StaticCredentials::new().with_password("alice", "right"));
+        let server = Arc::new(Policy::server(
+            vec![AuthMethod::MsChapV2],
+            IpcpConfig {
+                local: Some(Ipv4Addr::new(10, 0, 0, 1)),
+                assign_peer: Some(Ipv4Addr::new(10, 0, 0, 2)),
+                ..IpcpConfig::default()
+            },
+        ));
+        let src = "10.9.9.8";
+        // One call starting at `start`: (authenticated, time from the server's judgement of
+        // the response to its first frame out, the time the outcome was reported).
+        let call = |start: Instant, password: &str, n: u8| -> (bool, Duration, Instant) {
+            let mut cp = Policy::client(ClientCredentials::new("alice", password));
+            cp.lcp.accept_auth = vec![AuthMethod::MsChapV2];
+            let mut c = Session::new(Arc::new(cp), None, [n; 32]);
+            let mut s = Session::new(
+                server.clone(),
+                Some(handle.store_for(src, users.clone())),
+                [n.wrapping_add(50); 32],
+            );
+            s.set_throttle(handle.clone(), src);
+            c.open(start);
+            s.open(start);
+            let mut t = start;
+            let mut judged: Option<Instant> = None;
+            let mut answered: Option<Instant> = None;
+            for _ in 0..2000 {
+                while let Some(f) = c.poll_transmit() {
+                    let _ = s.handle_frame(t, &f);
+                    if judged.is_none() && s.held_until().is_some() {
+                        judged = Some(t);
+                    }
+                }
+                while let Some(f) = s.poll_transmit() {
+                    if answered.is_none() && judged.is_some() {
+                        answered = Some(t);
+                    }
+                    let _ = c.handle_frame(t, &f);
+                }
+                while c.poll_event().is_some() {}
+                while let Some(e) = s.poll_event() {
+                    let lat = judged.zip(answered).map_or(Duration::ZERO, |(j, a)| a - j);
+                    match e {
+                        Event::Authenticated { user } => {
+                            handle.record(t, &user, src, true);
+                            return (true, lat, t);
+                        }
+                        Event::LinkDown(DownReason::AuthFailed(_)) => {
+                            handle.record(t, b"alice", src, false);
+                            return (false, lat, t);
+                        }
+                        _ => {}
+                    }
+                }
+                t += Duration::from_millis(10);
+                c.handle_timeout(t);
+                s.handle_timeout(t);
+            }
+            panic!("call {n} did not finish");
+        };
+        let mut now = t0;
+        let mut lat = Vec::new();
+        for i in 0..5u8 {
+            let (ok, l, end) = call(now, "guess", i);
+            assert!(!ok, "wrong password {i} refused");
+            lat.push(l);
+            now = end;
+        }
+        // 1st and 2nd: no delay; 3rd, 4th, 5th: held about 1 s, 2 s, 4 s.
+        assert_eq!(lat[0], Duration::ZERO, "{lat:?}");
+        assert_eq!(lat[1], Duration::ZERO, "{lat:?}");
+        for (i, want) in [(2usize, 1000u64), (3, 2000), (4, 4000)] {
+            let got = lat[i].as_millis() as u64;
+            assert!(
+                got + 100 >= want && got <= want,
+                "attempt {}: held {got} ms, want about {want} ms ({lat:?})",
+                i + 1
+            );
+        }
+        assert!(matches!(
+            handle.check_at(now, b"alice", src),
+            Verdict::LockedUntil(_)
+        ));
+        // Locked: the right password is refused, and at once (no hold).
+        let (ok, l, end) = call(now, "right", 20);
+        assert!(!ok, "refused while locked out");
+        assert_eq!(l, Duration::ZERO);
+        // After the (20 s) lockout the right password works at once.
+        let (ok, l, _) = call(end + Duration::from_secs(21), "right", 21);
+        assert!(ok, "accepted after the lockout");
+        assert_eq!(l, Duration::ZERO);
     }
 
     #[test]
