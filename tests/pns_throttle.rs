@@ -39,7 +39,7 @@ fn addrs() -> (Ipv4Addr, Ipv4Addr) {
 }
 
 /// One call with `password`: whether it authenticated, and how long the answer took: from the
-/// client's (last) MS-CHAPv2 Response to the outcome.
+/// client's (first) MS-CHAPv2 Response to the outcome.
 /// (Not from CallUp: a first GRE packet that beats the ICCN to the daemon costs an LCP restart.)
 async fn one_call(
     pns: Ipv4Addr,
@@ -48,7 +48,8 @@ async fn one_call(
     password: &str,
     gre: &RawGreSocket,
     n: u16,
-) -> (bool, Duration) {
+    status: Option<&std::path::Path>,
+) -> (bool, Duration, Option<String>) {
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.bind(SocketAddr::from((pac, 0))).unwrap();
     let mut tcp = sock
@@ -66,6 +67,7 @@ async fn one_call(
     let mut seq = 0u32;
     let mut requested = false;
     let mut last_tx = t0;
+    let mut responded = false;
     let mut send_at = t0;
     let deadline = t0 + Duration::from_secs(20);
     loop {
@@ -102,7 +104,7 @@ async fn one_call(
                     // costs a 3 s LCP restart, which would blur the timing measured here).
                     send_at = now + Duration::from_millis(150);
                 }
-                Event::CallDown { .. } | Event::Closed(_) => return (false, now - last_tx),
+                Event::CallDown { .. } | Event::Closed(_) => return (false, now - last_tx, None),
                 _ => {}
             }
         }
@@ -114,12 +116,14 @@ async fn one_call(
         if let Some((s, _, peer_id)) = session.as_mut() {
             while let Some(ev) = s.poll_event() {
                 match ev {
-                    PppEvent::Authenticated { .. } | PppEvent::IpUp(_) => {
-                        return (true, now - last_tx)
+                    PppEvent::IpUp(_) => {
+                        // While the call is up: what `pptp-nas status --json` says.
+                        let st = status.map(|p| query_status(p, true));
+                        return (true, now - last_tx, st);
                     }
                     PppEvent::LinkDown(r) => {
                         eprintln!("call {n}: {r}");
-                        return (false, now - last_tx);
+                        return (false, now - last_tx, None);
                     }
                     _ => {}
                 }
@@ -132,7 +136,9 @@ async fn one_call(
                 gre.send_to(pns, &pkt).await.unwrap();
                 // CHAP (0xc223) Response (code 2), with or without address and control.
                 let body = frame.strip_prefix(&[0xff, 0x03]).unwrap_or(&frame);
-                if body.starts_with(&[0xc2, 0x23, 0x02]) {
+                // The first one: the peer resends it on its own timer while the answer is held.
+                if body.starts_with(&[0xc2, 0x23, 0x02]) && !responded {
+                    responded = true;
                     last_tx = Instant::now();
                 }
             }
@@ -145,7 +151,7 @@ async fn one_call(
             r = tcp.read(&mut rbuf) => {
                 let n = r.unwrap();
                 if n == 0 {
-                    return (false, Instant::now() - last_tx);
+                    return (false, Instant::now() - last_tx, None);
                 }
                 ctrl.handle_bytes(Instant::now(), &rbuf[..n]);
             }
@@ -170,6 +176,18 @@ async fn one_call(
     }
 }
 
+/// Runs `pptp-nas status --socket PATH [--json]`.
+fn query_status(path: &std::path::Path, json: bool) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pptp-nas"));
+    cmd.args(["status", "--socket"]).arg(path);
+    if json {
+        cmd.arg("--json");
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "status: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_passwords_are_answered_later_and_later_then_locked_then_accepted() {
     let (pns, pac) = addrs();
@@ -183,6 +201,7 @@ async fn wrong_passwords_are_answered_later_and_later_then_locked_then_accepted(
         .unwrap()
         .port();
     let log = std::env::temp_dir().join(format!("pns_throttle_{}.log", std::process::id()));
+    let sock = std::env::temp_dir().join(format!("pns_throttle_{}.sock", std::process::id()));
     let child = Command::new(env!("CARGO_BIN_EXE_pptp-nas"))
         .args([
             "pns",
@@ -198,7 +217,9 @@ async fn wrong_passwords_are_answered_later_and_later_then_locked_then_accepted(
             "off",
             "--lockout",
             "3",
+            "--status-socket",
         ])
+        .arg(&sock)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -213,7 +234,7 @@ async fn wrong_passwords_are_answered_later_and_later_then_locked_then_accepted(
 
     let mut took = Vec::new();
     for i in 0..5u16 {
-        let (ok, d) = one_call(pns, pac, port, "Wrong-Guess", &gre, i).await;
+        let (ok, d, _) = one_call(pns, pac, port, "Wrong-Guess", &gre, i, None).await;
         assert!(!ok, "wrong password {i} refused");
         took.push(d);
     }
@@ -226,17 +247,41 @@ async fn wrong_passwords_are_answered_later_and_later_then_locked_then_accepted(
     let locked_at = Instant::now();
 
     // Locked out: even the right password is refused, without delay.
-    let (ok, d) = one_call(pns, pac, port, "Right-Pass", &gre, 10).await;
+    let (ok, d, _) = one_call(pns, pac, port, "Right-Pass", &gre, 10, None).await;
     assert!(!ok, "right password refused during the lockout");
     assert!(d < Duration::from_millis(800), "refused at once: {d:?}");
+
+    // Status shows the throttle table: alice and our source locked out, no password.
+    let text = query_status(&sock, false);
+    assert!(text.contains("AUTH THROTTLE (lockouts=2"), "{text}");
+    assert!(text.contains("user   alice"), "{text}");
+    assert!(text.contains(&format!("source {pac}")), "{text}");
+    let json = query_status(&sock, true);
+    assert!(json.contains("\"failures\": 6"), "{json}");
+    assert!(json.contains("\"locked_s\": "), "{json}");
+    for out in [&text, &json] {
+        assert!(
+            !out.contains("Wrong-Guess") && !out.contains("Right-Pass"),
+            "{out}"
+        );
+    }
 
     // After the 3 s lockout the right password works.
     tokio::time::sleep(
         (locked_at + Duration::from_millis(3300)).saturating_duration_since(Instant::now()),
     )
     .await;
-    let (ok, _) = one_call(pns, pac, port, "Right-Pass", &gre, 11).await;
+    let (ok, _, st) = one_call(pns, pac, port, "Right-Pass", &gre, 11, Some(&sock)).await;
     assert!(ok, "right password accepted after the lockout ({ms:?} ms)");
+    // The live call in status: peer, user, authentication, address; the success cleared the
+    // throttle records.
+    let st = st.unwrap();
+    assert!(st.contains(&format!("\"peer\": \"{pac}\"")), "{st}");
+    assert!(st.contains("\"user\": \"alice\""), "{st}");
+    assert!(st.contains("\"auth\": \"MsChapV2\""), "{st}");
+    assert!(st.contains("\"ip\": \"192.168.77.10\""), "{st}");
+    assert!(st.contains("\"throttle\": []"), "{st}");
+    assert!(!st.contains("Right-Pass"), "{st}");
 
     let text = std::fs::read_to_string(&log).unwrap();
     let _ = std::fs::remove_file(&log);

@@ -786,6 +786,7 @@ async fn chain(
         pool: POOL,
         responder: true,
         extra: Default::default(),
+        status_socket: None,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let pns_task = tokio::spawn(pns::daemon::serve(

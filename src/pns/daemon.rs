@@ -30,8 +30,9 @@ use crate::config::policy::{apply_ccp, parse_auth, parse_mppc, parse_mppe, parse
 use crate::io::gre_transport::{GreTransport, RawGreSocket, RecvBatch};
 use crate::pac::gre::{GreChannel, GreDatagram};
 use crate::pns::session::Session;
+use crate::pns::status::{CallStatus, StatusBoard};
 use crate::pns::throttle::{ThrottleConfig, ThrottleHandle};
-use crate::ppp::auth::{AuthFailure, StaticCredentials};
+use crate::ppp::auth::StaticCredentials;
 use crate::ppp::engine::{DownReason, Event as PppEvent, Policy};
 use crate::ppp::ipcp::IpcpConfig;
 use crate::ppp::lcp::AuthMethod;
@@ -82,6 +83,9 @@ pub struct PnsArgs {
     /// with each further failure, up to 30 s; 0 turns the delay off).
     #[arg(long, default_value_t = 1.0)]
     pub auth_delay: f64,
+    /// Serve `pptp-nas status --socket PATH` (control connections, calls, throttle table).
+    #[arg(long)]
+    pub status_socket: Option<std::path::PathBuf>,
 }
 
 impl PnsArgs {
@@ -124,6 +128,8 @@ pub struct PnsOptions {
     /// What only the `--config` file can say (users with NT hashes, several auth methods, the
     /// full MPPE policy, DNS, throttle); `Default` for flags-only setups.
     pub extra: PnsExtra,
+    /// Unix socket for `pptp-nas status`.
+    pub status_socket: Option<std::path::PathBuf>,
 }
 
 /// The settings of [`PnsOptions`] that come from `pns.yaml` / `users.yaml` only.
@@ -230,6 +236,7 @@ pub fn options(a: &PnsArgs) -> Result<PnsOptions, String> {
                 None => Some(a.throttle()?),
             },
         },
+        status_socket: a.status_socket.clone(),
     })
 }
 
@@ -485,6 +492,7 @@ struct Shared {
     gre: GreOut,
     counters: Arc<PnsCounters>,
     monitor: PnsMonitor,
+    board: Arc<StatusBoard>,
 }
 
 /// Runs the daemon until `stop` turns true; then every control connection is stopped
@@ -560,9 +568,22 @@ pub async fn serve(
         counters: monitor.counters.clone(),
         monitor,
         opts,
+        board: Arc::new(StatusBoard::default()),
     });
     tracing::info!(listen = %listener.local_addr()?, "pns listening");
     let gre_task = tokio::spawn(gre_reader(shared.clone(), gre_in));
+    let status_task = match &shared.opts.status_socket {
+        Some(p) => Some(
+            crate::pns::status::serve(
+                p,
+                shared.board.clone(),
+                shared.throttle.clone(),
+                stop.clone(),
+            )
+            .map_err(|e| anyhow::anyhow!("status socket {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
     let mut conns = tokio::task::JoinSet::new();
     let mut n: u64 = 0;
     loop {
@@ -572,7 +593,7 @@ pub async fn serve(
                     n += 1;
                     shared.counters.connections.fetch_add(1, Ordering::Relaxed);
                     let span = tracing::info_span!("conn", id = n, peer = %peer);
-                    conns.spawn(connection(shared.clone(), tcp, peer, stop.clone()).instrument(span));
+                    conns.spawn(connection(shared.clone(), tcp, peer, n, stop.clone()).instrument(span));
                 }
                 Err(e) => tracing::warn!(error = %e, "accept failed"),
             },
@@ -585,6 +606,12 @@ pub async fn serve(
     })
     .await;
     gre_task.abort();
+    if let Some(t) = status_task {
+        t.abort();
+        if let Some(p) = &shared.opts.status_socket {
+            let _ = std::fs::remove_file(p);
+        }
+    }
     tracing::info!(
         gre_delivered = shared.counters.gre_delivered.load(Ordering::Relaxed),
         gre_dropped = shared.counters.gre_dropped.load(Ordering::Relaxed),
@@ -653,6 +680,12 @@ struct Call {
     ip: Option<Ipv4Addr>,
     span: tracing::Span,
     clear_at: Option<Instant>,
+    conn_id: u64,
+    since: Instant,
+    published: Option<Instant>,
+    row: CallStatus,
+    rx_octets: u64,
+    gre_tx: mpsc::Sender<GreIn>,
 }
 
 fn seed(call_id: u16) -> [u8; 32] {
@@ -667,20 +700,11 @@ fn seed(call_id: u16) -> [u8; 32] {
     s
 }
 
-fn failure_user(f: &AuthFailure) -> String {
-    match f {
-        AuthFailure::UnknownUser(u)
-        | AuthFailure::BadCredentials(u)
-        | AuthFailure::NeedCleartext(u)
-        | AuthFailure::LmRefused(u) => u.clone(),
-        _ => String::new(),
-    }
-}
-
 async fn connection(
     shared: Arc<Shared>,
     mut tcp: TcpStream,
     peer: SocketAddr,
+    conn_id: u64,
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
@@ -714,6 +738,7 @@ async fn connection(
             match ev {
                 Event::Established(info) => {
                     tracing::info!(?info, "control connection established");
+                    shared.board.control_up(conn_id, peer.to_string());
                     shared.monitor.emit(PnsEvent::ControlUp { peer: peer_ip });
                 }
                 Event::IncomingCallRequested { call_id, request } => {
@@ -782,6 +807,18 @@ async fn connection(
                             ip: Some(ip),
                             span,
                             clear_at: None,
+                            conn_id,
+                            since: now,
+                            published: None,
+                            row: CallStatus {
+                                peer: peer_ip.to_string(),
+                                call_id: info.call_id,
+                                peer_call_id: info.peer_call_id,
+                                ip: Some(ip),
+                                ..CallStatus::default()
+                            },
+                            rx_octets: 0,
+                            gre_tx: gre_tx.clone(),
                         },
                     );
                 }
@@ -882,12 +919,20 @@ async fn connection(
         });
     }
     let _ = tcp.shutdown().await;
+    shared.board.control_down(conn_id);
     tracing::info!("control connection ended");
 }
 
 fn end_call(shared: &Shared, peer_ip: Ipv4Addr, call_id: u16, c: &mut Call) {
+    shared.board.call_down(c.conn_id, call_id);
     if let Ok(mut r) = shared.routes.lock() {
-        r.remove(&(peer_ip, call_id));
+        // Only our own route: another control connection from the same address may have
+        // reused the call ID already (call IDs are per connection).
+        if r.get(&(peer_ip, call_id))
+            .is_some_and(|tx| tx.same_channel(&c.gre_tx))
+        {
+            r.remove(&(peer_ip, call_id));
+        }
     }
     if let Some(ip) = c.ip.take() {
         if let Ok(mut p) = shared.pool.lock() {
@@ -915,6 +960,7 @@ fn handle_gre(shared: &Shared, calls: &mut HashMap<u16, Call>, g: GreIn, now: In
         c.last_rx_seq = Some(s);
         c.ack_pending = true;
     }
+    c.rx_octets += g.payload.len() as u64;
     if g.payload.is_empty() {
         return;
     }
@@ -957,15 +1003,17 @@ async fn pump_call(shared: &Shared, peer_ip: Ipv4Addr, call_id: u16, c: &mut Cal
     while let Some(ev) = c.session.poll_event() {
         match ev {
             PppEvent::LinkUp(l) => {
+                c.row.auth = l.auth_peer.map(|a| format!("{a:?}"));
+                c.published = None;
                 shared.monitor.emit(PnsEvent::LcpUp {
                     call_id,
                     auth: l.auth_peer,
                 });
             }
             PppEvent::Authenticated { user } => {
-                shared
-                    .throttle
-                    .record(now, &user, &peer_ip.to_string(), true);
+                c.row.user = Some(String::from_utf8_lossy(&user).into_owned());
+                c.published = None;
+                // The session reported the outcome to the throttle when it judged it.
                 let user = String::from_utf8_lossy(&user).into_owned();
                 tracing::info!(parent: &c.span, user = %user, "authenticated");
                 shared.counters.auth_ok.fetch_add(1, Ordering::Relaxed);
@@ -974,6 +1022,10 @@ async fn pump_call(shared: &Shared, peer_ip: Ipv4Addr, call_id: u16, c: &mut Cal
                     .emit(PnsEvent::Authenticated { call_id, user });
             }
             PppEvent::CcpUp(r) => {
+                c.row.mppe_bits = r.key_bits().unwrap_or(0);
+                c.row.stateless = r.tx.contains(MppeBits::H_STATELESS);
+                c.row.mppc = r.tx.contains(MppeBits::MPPC) || r.rx.contains(MppeBits::MPPC);
+                c.published = None;
                 shared.monitor.emit(PnsEvent::CcpUp {
                     call_id,
                     mppe_bits: r.key_bits().unwrap_or(0),
@@ -990,11 +1042,8 @@ async fn pump_call(shared: &Shared, peer_ip: Ipv4Addr, call_id: u16, c: &mut Cal
             }
             PppEvent::LinkDown(reason) => {
                 let auth_failed = matches!(reason, DownReason::AuthFailed(_));
-                if let DownReason::AuthFailed(f) = &reason {
-                    let user = failure_user(f);
-                    shared
-                        .throttle
-                        .record(now, user.as_bytes(), &peer_ip.to_string(), false);
+                if let DownReason::AuthFailed(_) = &reason {
+                    // Counted by the session (throttle) when it judged the attempt.
                     let k = &shared.counters;
                     k.auth_failed.fetch_add(1, Ordering::Relaxed);
                     let (lockouts, refused) = shared.throttle.counters();
@@ -1012,5 +1061,19 @@ async fn pump_call(shared: &Shared, peer_ip: Ipv4Addr, call_id: u16, c: &mut Cal
             }
             other => tracing::debug!(parent: &c.span, ?other, "ppp"),
         }
+    }
+    // The status page: on every change, else at most once a second.
+    let due = match c.published {
+        None => true,
+        Some(t) => now.saturating_duration_since(t) >= Duration::from_secs(1),
+    };
+    if due {
+        c.published = Some(now);
+        let st = c.session.stats();
+        c.row.rx_octets = c.rx_octets;
+        c.row.tx_octets = st.tx_wire_octets;
+        c.row.rx_packets = st.rx_packets;
+        c.row.tx_packets = st.tx_packets;
+        shared.board.call(c.conn_id, c.since, c.row.clone());
     }
 }

@@ -22,4 +22,5 @@
 pub mod config;
 pub mod daemon;
 pub mod session;
+pub mod status;
 pub mod throttle;

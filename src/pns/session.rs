@@ -82,6 +82,8 @@ pub struct Session {
     throttle: Option<(ThrottleHandle, String)>,
     /// Output and events are held until this time (throttle delay of the auth answer).
     hold_until: Option<Instant>,
+    /// The peer's credentials have been judged (the throttle has seen the outcome).
+    judged: bool,
 }
 
 impl Session {
@@ -101,6 +103,7 @@ impl Session {
             scratch: Vec::new(),
             throttle: None,
             hold_until: None,
+            judged: false,
         }
     }
 
@@ -121,18 +124,14 @@ impl Session {
         }
     }
 
-    /// The user whose credentials were just judged, if `ev` is that judgement.
-    fn judged_user(ev: &Event) -> Option<Vec<u8>> {
-        match ev {
-            Event::Authenticated { user } => Some(user.clone()),
-            Event::LinkDown(DownReason::AuthFailed(f)) => match f {
-                AuthFailure::UnknownUser(u)
-                | AuthFailure::BadCredentials(u)
-                | AuthFailure::NeedCleartext(u)
-                | AuthFailure::LmRefused(u) => Some(u.as_bytes().to_vec()),
-                _ => Some(Vec::new()),
-            },
-            _ => None,
+    /// The user name of a failed authentication (empty when there was none).
+    fn failed_user(f: &AuthFailure) -> Vec<u8> {
+        match f {
+            AuthFailure::UnknownUser(u)
+            | AuthFailure::BadCredentials(u)
+            | AuthFailure::NeedCleartext(u)
+            | AuthFailure::LmRefused(u) => u.as_bytes().to_vec(),
+            _ => Vec::new(),
         }
     }
 
@@ -282,24 +281,48 @@ impl Session {
     }
 
     /// Routes engine events: builds the data path on CcpUp, answers CCP resets.
+    /// The throttle's part when the peer's credentials were judged: count the outcome and
+    /// hold the answer for the delay earned by earlier failures.
+    fn judge(&mut self, now: Instant, user: &[u8], ok: bool) {
+        self.judged = true;
+        let Some((throttle, source)) = self.throttle.as_ref() else {
+            return;
+        };
+        // Issue 8: "failures per user and per source address are counted, with exponential
+        // delay": the answer to this attempt goes out no sooner than the delay earned by the
+        // earlier failures. The outcome is counted now, as of the answer time, so attempts in
+        // parallel calls lock out as soon as enough have failed, and the next delay runs from
+        // when the peer gets this answer.
+        let answer_at = match throttle.check_at(now, user, source) {
+            Verdict::DelayUntil(t) if t > now => t,
+            _ => now,
+        };
+        let _ = throttle.record(answer_at, user, source, ok);
+        if answer_at > now {
+            tracing::info!(
+                user = %String::from_utf8_lossy(user),
+                source = %source,
+                delay_ms = answer_at.saturating_duration_since(now).as_millis() as u64,
+                "authentication answer held (throttle)"
+            );
+            self.hold_until = Some(self.hold_until.map_or(answer_at, |h| h.max(answer_at)));
+        }
+    }
+
     fn pump(&mut self, now: Instant) {
+        if self.throttle.is_some() && !self.judged {
+            // A failure shows as the down reason at once (the CHAP Failure is queued ahead
+            // of the Terminate-Request); its LinkDown event comes only when LCP has closed.
+            if let Some(DownReason::AuthFailed(f)) = self.engine.down_reason() {
+                let user = Self::failed_user(f);
+                self.judge(now, &user, false);
+            }
+        }
         while let Some(ev) = self.engine.poll_event() {
-            if let (Some((throttle, source)), Some(user)) =
-                (self.throttle.as_ref(), Self::judged_user(&ev))
-            {
-                // Issue 8: "failures per user and per source address are counted, with
-                // exponential delay": the answer to this attempt goes out no sooner than the
-                // delay earned by the earlier failures.
-                if let Verdict::DelayUntil(t) = throttle.check_at(now, &user, source) {
-                    if t > now {
-                        tracing::info!(
-                            user = %String::from_utf8_lossy(&user),
-                            source = %source,
-                            delay_ms = t.saturating_duration_since(now).as_millis() as u64,
-                            "authentication answer held (throttle)"
-                        );
-                        self.hold_until = Some(self.hold_until.map_or(t, |h| h.max(t)));
-                    }
+            if let Event::Authenticated { user } = &ev {
+                if self.throttle.is_some() && !self.judged {
+                    let user = user.clone();
+                    self.judge(now, &user, true);
                 }
             }
             match &ev {

@@ -67,6 +67,21 @@ struct Record {
     locked_until: Option<Instant>,
 }
 
+/// One row of the throttle table, for the status page (no password is ever kept).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ThrottleEntry {
+    /// `user` or `source`.
+    pub kind: &'static str,
+    /// The user name (lossy UTF-8) or the source.
+    pub key: String,
+    /// Failures counted.
+    pub failures: u32,
+    /// Seconds until the next attempt is answered (0: no delay pending).
+    pub delay_s: f64,
+    /// Seconds of lockout left (0: not locked out).
+    pub locked_s: f64,
+}
+
 /// The answer for an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -99,6 +114,36 @@ impl AuthThrottle {
     /// Lockouts started so far (for the status page).
     pub fn lockouts(&self) -> u64 {
         self.lockouts
+    }
+
+    /// The table as of `now`, most failures first.
+    pub fn snapshot(&self, now: Instant) -> Vec<ThrottleEntry> {
+        let left =
+            |t: Option<Instant>| t.map_or(0.0, |t| t.saturating_duration_since(now).as_secs_f64());
+        let mut v: Vec<ThrottleEntry> = self
+            .records
+            .iter()
+            .map(|(k, r)| {
+                let (kind, key) = match k {
+                    Key::User(u) => ("user", String::from_utf8_lossy(u).into_owned()),
+                    Key::Source(s) => ("source", s.clone()),
+                };
+                ThrottleEntry {
+                    kind,
+                    key,
+                    failures: r.failures,
+                    delay_s: left(r.not_before),
+                    locked_s: left(r.locked_until),
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| {
+            b.failures
+                .cmp(&a.failures)
+                .then_with(|| a.kind.cmp(b.kind))
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        v
     }
 
     /// Current failure count of a key.
@@ -230,13 +275,14 @@ impl ThrottleHandle {
         }
     }
 
-    /// Records an authentication outcome of `user` from `source`; returns the verdict for the
-    /// next attempt. Logs failures and lockouts (user name and source only, never a password).
+    /// Records an authentication outcome of `user` from `source` as of `now` (which may be a
+    /// held answer's time, ahead of the shared clock; the clock is not moved); returns the
+    /// verdict for the next attempt. Logs failures and lockouts (user name and source only,
+    /// never a password).
     pub fn record(&self, now: Instant, user: &[u8], source: &str, ok: bool) -> Verdict {
         let Ok(mut s) = self.0.lock() else {
             return Verdict::Allow;
         };
-        s.now = s.now.max(now);
         if ok {
             s.throttle.record_success(user, source);
             return Verdict::Allow;
@@ -274,6 +320,13 @@ impl ThrottleHandle {
             Ok(s) => s.throttle.check(s.now, user, source),
             Err(_) => Verdict::Allow,
         }
+    }
+
+    /// The throttle table as of `now` (for the status page).
+    pub fn snapshot(&self, now: Instant) -> Vec<ThrottleEntry> {
+        self.0
+            .lock()
+            .map_or_else(|_| Vec::new(), |s| s.throttle.snapshot(now))
     }
 
     /// Lockouts so far and lookups refused because of one (for the status page).
@@ -528,14 +581,9 @@ mod test {
                 while let Some(e) = s.poll_event() {
                     let lat = judged.zip(answered).map_or(Duration::ZERO, |(j, a)| a - j);
                     match e {
-                        Event::Authenticated { user } => {
-                            handle.record(t, &user, src, true);
-                            return (true, lat, t);
-                        }
-                        Event::LinkDown(DownReason::AuthFailed(_)) => {
-                            handle.record(t, b"alice", src, false);
-                            return (false, lat, t);
-                        }
+                        // The session reported the outcome to the throttle itself.
+                        Event::Authenticated { .. } => return (true, lat, t),
+                        Event::LinkDown(DownReason::AuthFailed(_)) => return (false, lat, t),
                         _ => {}
                     }
                 }
@@ -576,6 +624,33 @@ mod test {
         let (ok, l, _) = call(end + Duration::from_secs(21), "right", 21);
         assert!(ok, "accepted after the lockout");
         assert_eq!(l, Duration::ZERO);
+    }
+
+    #[test]
+    fn snapshot_shows_failures_delay_and_lockout() {
+        let t0 = Instant::now();
+        let mut t = AuthThrottle::new(ThrottleConfig::default());
+        for _ in 0..3 {
+            let _ = t.record_failure(t0, b"alice", "10.0.0.1");
+        }
+        let _ = t.record_failure(t0, b"bob", "10.0.0.2");
+        let snap = t.snapshot(t0);
+        assert_eq!(snap.len(), 4);
+        let alice = &snap[0];
+        assert_eq!(alice.failures, 3);
+        assert_eq!((alice.delay_s, alice.locked_s), (2.0, 0.0));
+        assert!(snap
+            .iter()
+            .any(|e| e.kind == "source" && e.key == "10.0.0.1"));
+        for _ in 0..2 {
+            let _ = t.record_failure(t0, b"alice", "10.0.0.1");
+        }
+        let snap = t.snapshot(t0 + Duration::from_secs(100));
+        let a = snap
+            .iter()
+            .find(|e| e.kind == "user" && e.key == "alice")
+            .unwrap();
+        assert_eq!((a.failures, a.locked_s), (5, 200.0));
     }
 
     #[test]
