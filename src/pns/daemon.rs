@@ -73,36 +73,51 @@ pub struct PnsArgs {
     /// Answer the callers' ICMP echo requests and UDP echo/discard packets.
     #[arg(long)]
     pub responder: bool,
-    /// Authentication throttle: failures (per user and per source) that lock out.
-    #[arg(long, default_value_t = 5)]
-    pub lockout_after: u32,
-    /// Authentication throttle: length of a lockout in seconds.
-    #[arg(long, default_value_t = 300.0)]
-    pub lockout: f64,
+    /// Authentication throttle: failures (per user and per source) that lock out
+    /// [default: 5, or the config file's `throttle.lockout_after`].
+    #[arg(long)]
+    pub lockout_after: Option<u32>,
+    /// Authentication throttle: length of a lockout in seconds [default: 300, or the config
+    /// file's `throttle.lockout_s`].
+    #[arg(long)]
+    pub lockout: Option<f64>,
     /// Authentication throttle: delay in seconds after the first counted failure (doubles
-    /// with each further failure, up to 30 s; 0 turns the delay off).
-    #[arg(long, default_value_t = 1.0)]
-    pub auth_delay: f64,
+    /// with each further failure, up to 30 s; 0 turns the delay off) [default: 1, or the
+    /// config file's `throttle.base_delay_ms`].
+    #[arg(long)]
+    pub auth_delay: Option<f64>,
     /// Serve `pptp-nas status --socket PATH` (control connections, calls, throttle table).
     #[arg(long)]
     pub status_socket: Option<std::path::PathBuf>,
 }
 
 impl PnsArgs {
-    /// The throttle settings of these flags.
-    pub fn throttle(&self) -> Result<ThrottleConfig, String> {
+    /// The throttle settings: `base` (the config file's, or the defaults) with every throttle
+    /// flag given on the command line overriding it (flags win over the file).
+    pub fn throttle(&self, base: ThrottleConfig) -> Result<ThrottleConfig, String> {
         let secs = |name: &str, v: f64| {
             Duration::try_from_secs_f64(v).map_err(|_| format!("--{name} {v}: not a duration"))
         };
-        if self.lockout_after == 0 {
-            return Err("--lockout-after 0: must be at least 1".to_string());
+        let mut t = base;
+        if let Some(n) = self.lockout_after {
+            if n == 0 {
+                return Err("--lockout-after 0: must be at least 1".to_string());
+            }
+            t.lockout_after = n;
         }
-        Ok(ThrottleConfig {
-            lockout_after: self.lockout_after,
-            lockout: secs("lockout", self.lockout)?,
-            base_delay: secs("auth-delay", self.auth_delay)?,
-            ..ThrottleConfig::default()
-        })
+        if let Some(v) = self.lockout {
+            t.lockout = secs("lockout", v)?;
+        }
+        if let Some(v) = self.auth_delay {
+            t.base_delay = secs("auth-delay", v)?;
+        }
+        if t.max_delay < t.base_delay {
+            return Err(format!(
+                "--auth-delay {:?}: larger than the maximum delay {:?}",
+                t.base_delay, t.max_delay
+            ));
+        }
+        Ok(t)
     }
 }
 
@@ -231,10 +246,10 @@ pub fn options(a: &PnsArgs) -> Result<PnsOptions, String> {
             more_auth,
             ccp,
             dns: f.dns,
-            throttle: match file {
-                Some(f) => Some(f.throttle),
-                None => Some(a.throttle()?),
-            },
+            throttle: Some(a.throttle(match file {
+                Some(f) => f.throttle,
+                None => ThrottleConfig::default(),
+            })?),
         },
         status_socket: a.status_socket.clone(),
     })
@@ -1075,5 +1090,57 @@ async fn pump_call(shared: &Shared, peer_ip: Ipv4Addr, call_id: u16, c: &mut Cal
         c.row.rx_packets = st.rx_packets;
         c.row.tx_packets = st.tx_packets;
         shared.board.call(c.conn_id, c.since, c.row.clone());
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: PnsArgs,
+    }
+
+    fn args(argv: &[&str]) -> PnsArgs {
+        let mut v = vec!["pns"];
+        v.extend_from_slice(argv);
+        Wrap::try_parse_from(v).expect("flags parse").args
+    }
+
+    #[test]
+    fn throttle_flags_override_the_file_and_the_defaults() {
+        let file = ThrottleConfig {
+            lockout_after: 3,
+            lockout: Duration::from_secs(2),
+            ..ThrottleConfig::default()
+        };
+        // No flags: the file's (or the default) settings stand.
+        let t = args(&[]).throttle(file).expect("valid");
+        assert_eq!((t.lockout_after, t.lockout), (3, Duration::from_secs(2)));
+        let t = args(&[])
+            .throttle(ThrottleConfig::default())
+            .expect("valid");
+        assert_eq!(t, ThrottleConfig::default());
+        // Each flag given wins over the file; the others keep the file's value.
+        let t = args(&["--lockout-after", "7"])
+            .throttle(file)
+            .expect("valid");
+        assert_eq!((t.lockout_after, t.lockout), (7, Duration::from_secs(2)));
+        let t = args(&["--lockout", "9", "--auth-delay", "0.5"])
+            .throttle(file)
+            .expect("valid");
+        assert_eq!(t.lockout_after, 3);
+        assert_eq!(t.lockout, Duration::from_secs(9));
+        assert_eq!(t.base_delay, Duration::from_millis(500));
+        // Bad values are clear errors, not panics.
+        let e = args(&["--lockout-after", "0"]).throttle(file).unwrap_err();
+        assert!(e.contains("at least 1"), "{e}");
+        let e = args(&["--lockout=-1"]).throttle(file).unwrap_err();
+        assert!(e.contains("not a duration"), "{e}");
+        let e = args(&["--auth-delay", "60"]).throttle(file).unwrap_err();
+        assert!(e.contains("maximum delay"), "{e}");
     }
 }
