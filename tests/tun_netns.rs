@@ -71,12 +71,16 @@ impl Ns {
     }
 
     fn spawn(&mut self, mut c: Command) {
-        let child = c
-            .stdin(Stdio::null())
+        c.stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
+            .stderr(Stdio::null());
+        self.spawn_io(c);
+    }
+
+    /// Spawns in its own process group (pptp forks; the whole group is killed on drop).
+    fn spawn_io(&mut self, mut c: Command) {
+        use std::os::unix::process::CommandExt;
+        let child = c.process_group(0).spawn().expect("spawn");
         self.kids.push(child);
     }
 
@@ -103,7 +107,7 @@ impl Ns {
 
     fn logs(&self) -> String {
         let mut s = String::new();
-        for f in ["server.log", "client.log"] {
+        for f in ["server.log", "client.log", "pns.log"] {
             if let Ok(t) = std::fs::read_to_string(self.dir.join(f)) {
                 s.push_str(&format!("--- {f}\n{t}"));
             }
@@ -149,8 +153,16 @@ impl Ns {
 
 impl Drop for Ns {
     fn drop(&mut self) {
-        for k in self.kids.iter_mut().rev() {
-            let _ = k.kill();
+        for sig in ["-TERM", "-KILL"] {
+            for k in self.kids.iter().rev() {
+                let _ = Command::new("kill")
+                    .args([sig, "--", &format!("-{}", k.id())])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        for k in self.kids.iter_mut() {
             let _ = k.wait();
         }
         let _ = Command::new("ip")
@@ -271,5 +283,94 @@ fn tun_and_responder_are_exclusive() {
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("--tun cannot be combined"),
         "{o:?}"
+    );
+}
+
+/// `pptp-nas pns --tun`: real pptp-linux calls in over TCP and raw GRE (inside the
+/// namespace's own loopback), `pptp-nas ppp --role client --responder` is its PPP; after IPCP
+/// the namespace's kernel routes the caller's pool address into the call's TUN and a UDP echo
+/// comes back through TUN -> PNS -> GRE/PPP/MPPE -> caller's responder.
+#[test]
+fn pns_tun_reaches_caller() {
+    assert!(
+        Path::new("/usr/sbin/pptp").exists(),
+        "/usr/sbin/pptp is missing: install pptp-linux (.ci/run does)"
+    );
+    let mut ns = Ns::new();
+    // pptp-linux resolves "127.0.0.1" with AI_ADDRCONFIG, which fails when the namespace has
+    // no non-loopback address: give it one on a placeholder TUN (no dummy module here).
+    for args in [
+        &["tuntap", "add", "dev", "pnd0", "mode", "tun"][..],
+        &["addr", "add", "10.255.0.1/32", "dev", "pnd0"],
+        &["link", "set", "pnd0", "up"],
+    ] {
+        let o = Command::new("ip")
+            .args(["-n", &ns.name])
+            .args(args)
+            .output()
+            .expect("ip");
+        assert!(o.status.success(), "ip {args:?}: {o:?}");
+    }
+    let log = ns.dir.join("pns.log");
+    let mut pns = ns.cmd(env!("CARGO_BIN_EXE_pptp-nas"));
+    pns.args([
+        "pns",
+        "--listen",
+        "127.0.0.1:1723",
+        "--user",
+        "alice:secret",
+    ])
+    .args(["--pool", "192.168.77.10-192.168.77.50", "--tun", "pnc"])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log).expect("pns log"));
+    ns.spawn_io(pns);
+    wait_for(
+        || {
+            ns.cmd("ss")
+                .args(["-ltn"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains("127.0.0.1:1723"))
+                .unwrap_or(false)
+        },
+        "pns listening",
+    );
+    let (a, b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+    let mut pptp = ns.cmd("/usr/sbin/pptp");
+    pptp.args([
+        "127.0.0.1",
+        "--nolaunchpppd",
+        "--nohostroute",
+        "--localbind",
+        "127.0.0.2",
+    ])
+    .stdin(Stdio::from(std::os::fd::OwnedFd::from(a)))
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    ns.spawn_io(pptp);
+    let b2 = b.try_clone().expect("dup");
+    let mut client = ns.cmd(env!("CARGO_BIN_EXE_pptp-nas"));
+    client
+        .args([
+            "ppp",
+            "--stdio",
+            "--role",
+            "client",
+            "--user",
+            "alice:secret",
+        ])
+        .args(["--responder", "--log-file"])
+        .arg(ns.dir.join("client.log"))
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(b)))
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(b2)))
+        .stderr(Stdio::null());
+    ns.spawn_io(client);
+    ns.wait_link("pnc0");
+    let o = ns.udp_echo("192.168.77.10", "pns tun to caller");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "pns tun to caller",
+        "no UDP echo back through TUN -> PNS -> caller's responder: {o:?}\n{}",
+        ns.logs()
     );
 }

@@ -126,6 +126,11 @@ impl Tun {
         self.dev.recv(buf).await
     }
 
+    /// Hands one IP packet to the kernel without waiting (a full queue is an error).
+    pub fn try_send(&self, pkt: &[u8]) -> std::io::Result<usize> {
+        self.dev.try_send(pkt)
+    }
+
     /// Hands one IP packet to the kernel (errors such as a full queue are the caller's to
     /// count; IP is lossy).
     pub async fn send(&self, pkt: &[u8]) -> std::io::Result<usize> {

@@ -785,6 +785,7 @@ async fn chain(
         mppc: opts.mppc,
         pool: POOL,
         responder: true,
+        tun: None,
         extra: Default::default(),
         status_socket: None,
     };

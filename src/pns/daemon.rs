@@ -28,6 +28,7 @@ use tracing::Instrument;
 
 use crate::config::policy::{apply_ccp, parse_auth, parse_mppc, parse_mppe, parse_user};
 use crate::io::gre_transport::{GreTransport, RawGreSocket, RecvBatch};
+use crate::io::tun::{mtu_for, Tun};
 use crate::pac::gre::{GreChannel, GreDatagram};
 use crate::pns::session::Session;
 use crate::pns::status::{CallStatus, StatusBoard};
@@ -73,6 +74,11 @@ pub struct PnsArgs {
     /// Answer the callers' ICMP echo requests and UDP echo/discard packets.
     #[arg(long)]
     pub responder: bool,
+    /// Deliver each call's IP to its own TUN interface named PREFIX%d (the kernel picks the
+    /// number; a PREFIX containing %d is used as given), created when the call's IPCP is up
+    /// (needs root or CAP_NET_ADMIN). Exclusive with --responder.
+    #[arg(long, value_name = "PREFIX")]
+    pub tun: Option<String>,
     /// Authentication throttle: failures (per user and per source) that lock out
     /// [default: 5, or the config file's `throttle.lockout_after`].
     #[arg(long)]
@@ -140,6 +146,8 @@ pub struct PnsOptions {
     pub pool: (Ipv4Addr, Ipv4Addr),
     /// Run the echo responder.
     pub responder: bool,
+    /// TUN name pattern per call (`--tun`, with `%d`), instead of the responder.
+    pub tun: Option<String>,
     /// What only the `--config` file can say (users with NT hashes, several auth methods, the
     /// full MPPE policy, DNS, throttle); `Default` for flags-only setups.
     pub extra: PnsExtra,
@@ -229,6 +237,25 @@ pub fn options(a: &PnsArgs) -> Result<PnsOptions, String> {
             Ipv4Addr::new(192, 168, 77, 50),
         )),
     };
+    let tun = match &a.tun {
+        None => None,
+        Some(_) if a.responder => {
+            return Err(
+                "--tun cannot be combined with --responder: each call's IP goes either \
+                        to its TUN or to the built-in responder"
+                    .into(),
+            )
+        }
+        Some(t) => {
+            let name = if t.contains("%d") {
+                t.clone()
+            } else {
+                format!("{t}%d")
+            };
+            crate::io::tun::check_name(&name).map_err(|e| format!("--tun: {e}"))?;
+            Some(name)
+        }
+    };
     Ok(PnsOptions {
         listen: a
             .listen
@@ -240,7 +267,8 @@ pub fn options(a: &PnsArgs) -> Result<PnsOptions, String> {
         stateless: a.stateless,
         mppc,
         pool,
-        responder: a.responder || f.responder.unwrap_or(false),
+        responder: a.tun.is_none() && (a.responder || f.responder.unwrap_or(false)),
+        tun,
         extra: PnsExtra {
             users: file_users,
             more_auth,
@@ -701,6 +729,10 @@ struct Call {
     row: CallStatus,
     rx_octets: u64,
     gre_tx: mpsc::Sender<GreIn>,
+    /// The call's TUN (`--tun`) and the task that reads it into `tun_in`.
+    tun: Option<(Arc<Tun>, tokio::task::JoinHandle<()>)>,
+    /// Where the TUN reader sends the kernel's packets for this call.
+    tun_in: mpsc::Sender<(u16, Vec<u8>)>,
 }
 
 fn seed(call_id: u16) -> [u8; 32] {
@@ -732,6 +764,7 @@ async fn connection(
     cfg.first_call_id = 0x4000;
     let mut ctrl = Connection::new(cfg, Open::Passive, Instant::now());
     let (gre_tx, mut gre_rx) = mpsc::channel::<GreIn>(1024);
+    let (tun_tx, mut tun_rx) = mpsc::channel::<(u16, Vec<u8>)>(1024);
     let mut calls: HashMap<u16, Call> = HashMap::new();
     let mut rbuf = vec![0u8; 8192];
     let mut wbuf = Vec::new();
@@ -834,6 +867,8 @@ async fn connection(
                             },
                             rx_octets: 0,
                             gre_tx: gre_tx.clone(),
+                            tun: None,
+                            tun_in: tun_tx.clone(),
                         },
                     );
                 }
@@ -904,6 +939,13 @@ async fn connection(
                     handle_gre(&shared, &mut calls, g, now);
                 }
             }
+            Some((call_id, pkt)) = tun_rx.recv() => {
+                if let Some(c) = calls.get_mut(&call_id) {
+                    if let Err(e) = c.session.send_ip(&pkt) {
+                        tracing::debug!(parent: &c.span, error = ?e, "TUN packet not sent");
+                    }
+                }
+            }
             () = sleep => {
                 let now = Instant::now();
                 ctrl.handle_timeout(now);
@@ -938,8 +980,37 @@ async fn connection(
     tracing::info!("control connection ended");
 }
 
+/// Copies the kernel's IPv4 packets from a call's TUN to the connection loop.
+async fn tun_reader(t: Arc<Tun>, call_id: u16, tx: mpsc::Sender<(u16, Vec<u8>)>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match t.recv(&mut buf).await {
+            Ok(n) => {
+                // Only IPv4 has a network layer (IPCP; no IPV6CP).
+                let Some(pkt) = buf
+                    .get(..n)
+                    .filter(|p| p.first().is_some_and(|v| v >> 4 == 4))
+                else {
+                    continue;
+                };
+                if tx.send((call_id, pkt.to_vec())).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(call_id, error = %e, "TUN read failed");
+                return;
+            }
+        }
+    }
+}
+
 fn end_call(shared: &Shared, peer_ip: Ipv4Addr, call_id: u16, c: &mut Call) {
     shared.board.call_down(c.conn_id, call_id);
+    if let Some((_, reader)) = c.tun.take() {
+        // Dropping the last handle closes the TUN; the kernel removes the interface.
+        reader.abort();
+    }
     if let Ok(mut r) = shared.routes.lock() {
         // Only our own route: another control connection from the same address may have
         // reused the call ID already (call IDs are per connection).
@@ -980,6 +1051,13 @@ fn handle_gre(shared: &Shared, calls: &mut HashMap<u16, Call>, g: GreIn, now: In
         return;
     }
     if let Some(ip) = c.session.handle_frame(now, &g.payload) {
+        if let Some((t, _)) = c.tun.as_ref() {
+            // IP is lossy: a full TUN queue drops the packet as a router would.
+            if let Err(e) = t.try_send(&ip) {
+                tracing::debug!(parent: &c.span, error = %e, "TUN write failed");
+            }
+            return;
+        }
         if shared.opts.responder {
             if let Ok(Verdict::Reply(reply)) = c.responder.handle_packet(&ip) {
                 let _ = c.session.send_ip(&reply);
@@ -1054,6 +1132,23 @@ async fn pump_call(shared: &Shared, peer_ip: Ipv4Addr, call_id: u16, c: &mut Cal
                     local: r.local,
                     peer: r.peer,
                 });
+                if let (Some(name), None) = (shared.opts.tun.as_deref(), c.tun.as_ref()) {
+                    let mppe = c.session.engine().ccp_result().is_some();
+                    let mtu = mtu_for(c.session.engine().link().tx_mru, mppe);
+                    match Tun::open(name, r.local, r.peer, mtu) {
+                        Ok(t) => {
+                            tracing::info!(parent: &c.span, tun = %t.name(), mtu, "IP delivered to TUN");
+                            let t = Arc::new(t);
+                            let reader =
+                                tokio::spawn(tun_reader(t.clone(), call_id, c.tun_in.clone()));
+                            c.tun = Some((t, reader));
+                        }
+                        Err(e) => {
+                            tracing::error!(parent: &c.span, "{e}");
+                            c.session.close(now, "TUN setup failed");
+                        }
+                    }
+                }
             }
             PppEvent::LinkDown(reason) => {
                 let auth_failed = matches!(reason, DownReason::AuthFailed(_));
