@@ -150,6 +150,7 @@ fn run(n: usize, duration: Duration) -> Run {
                 ping: Some(2),
                 throughput: Some(duration.as_secs_f64()),
                 connect_timeout: Some(30.0),
+                tun: None,
                 json: false,
             };
             let mut o = dial::options(&args).unwrap();

@@ -152,6 +152,7 @@ pub fn merge_file(cli: DialArgs, f: DialFile) -> DialArgs {
         ping: cli.ping.or(f.ping),
         throughput: cli.throughput.or(f.throughput),
         connect_timeout: cli.connect_timeout.or(f.connect_timeout),
+        tun: cli.tun,
         json: cli.json || f.json.unwrap_or(false),
     }
 }

@@ -134,6 +134,12 @@ pub struct DialArgs {
     /// Seconds from CONNECT until the link must be up (default 30).
     #[arg(long)]
     pub connect_timeout: Option<f64>,
+    /// Bring up a TUN interface with this name once IPCP is up (root or CAP_NET_ADMIN) and
+    /// route the link's IP through the kernel, instead of the built-in traffic; the call then
+    /// lasts until the server hangs up or the process gets SIGINT/SIGTERM. Exclusive with
+    /// --ping and --throughput.
+    #[arg(long, value_name = "NAME")]
+    pub tun: Option<String>,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -230,9 +236,17 @@ pub fn options(cli: &DialArgs) -> Result<DialOptions, String> {
         users: vec![user],
         mppc: Some(if mppc { "on" } else { "off" }.into()),
         ping: a.ping,
+        tun: a.tun.clone(),
         connect_timeout: Some(connect_timeout.as_secs_f64()),
         ..PppArgs::default()
     };
+    if a.tun.is_some() && !throughput.is_zero() {
+        return Err(
+            "--tun cannot be combined with --throughput: the link's IP goes either to \
+                    the TUN or to the built-in traffic"
+                .into(),
+        );
+    }
     let mut link = crate::stdio_ppp::settings(&ppp)?;
     link.policy.lcp.accept_auth = accept;
     link.policy.ipcp.request_dns = true;
@@ -725,6 +739,22 @@ mod test {
         let mut v: Vec<&str> = BASE.to_vec();
         v.extend_from_slice(extra);
         options(&parse(&v))
+    }
+
+    #[test]
+    fn tun_is_passed_to_the_link_and_excludes_built_in_traffic() {
+        let o = with(&["--tun", "dial0"]).unwrap();
+        assert_eq!(o.link.tun.as_deref(), Some("dial0"));
+        assert!(!o.link.responder);
+        let e = with(&["--tun", "dial0", "--ping", "3"]).unwrap_err();
+        assert!(e.contains("--tun cannot be combined"), "{e}");
+        let e = with(&["--tun", "dial0", "--throughput", "2"]).unwrap_err();
+        assert!(
+            e.contains("--tun cannot be combined with --throughput"),
+            "{e}"
+        );
+        let e = with(&["--tun", "bad name/"]).unwrap_err();
+        assert!(e.contains("--tun"), "{e}");
     }
 
     #[test]

@@ -533,6 +533,7 @@ fn dial_options(opts: &LabOptions, device: PathBuf) -> Result<DialOptions, Strin
         ping: Some(opts.pings),
         throughput: Some(opts.duration.as_secs_f64()),
         connect_timeout: Some(30.0),
+        tun: None,
         json: false,
     };
     let mut o = dial::options(&args)?;

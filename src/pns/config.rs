@@ -120,9 +120,13 @@ pub struct PnsFile {
     pub pool: Option<String>,
     /// DNS servers handed out in IPCP (at most two).
     pub dns: Option<Vec<Ipv4Addr>>,
-    /// Where the callers' packets go: `responder` (built-in ICMP/UDP echo and discard) or
-    /// `none` (dropped). TUN is not available in this build.
+    /// Where the callers' packets go: `responder` (built-in ICMP/UDP echo and discard),
+    /// `tun` (one TUN interface per call, named by `tun`; root or CAP_NET_ADMIN) or `none`
+    /// (dropped).
     pub delivery: Option<String>,
+    /// TUN name prefix per call with `delivery: tun` (`PREFIX%d`, the kernel numbers it; a
+    /// prefix containing `%d` is used as given) [default: `pns`].
+    pub tun: Option<String>,
     /// Throttle settings.
     #[serde(default)]
     pub throttle: ThrottleFile,
@@ -191,6 +195,8 @@ pub struct PnsConfig {
     pub dns: [Option<Ipv4Addr>; 2],
     /// Responder on.
     pub responder: Option<bool>,
+    /// TUN name prefix per call (`delivery: tun`).
+    pub tun: Option<String>,
     /// Throttle.
     pub throttle: ThrottleConfig,
 }
@@ -378,13 +384,19 @@ pub fn from_source(
         Some("responder") => Some(true),
         Some("none") => Some(false),
         Some("tun") => {
+            c.tun = Some(f.tun.clone().unwrap_or_else(|| "pns".to_string()));
+            Some(false)
+        }
+        Some(o) => {
             return Err(src.error(
                 "delivery",
-                "tun: TUN delivery is not available in this build; use responder or none",
+                format!("{o:?}: expected responder, tun or none"),
             ))
         }
-        Some(o) => return Err(src.error("delivery", format!("{o:?}: expected responder or none"))),
     };
+    if f.tun.is_some() && c.tun.is_none() {
+        return Err(src.error("tun", "set only with `delivery: tun`"));
+    }
     let t = &f.throttle;
     let mut th = ThrottleConfig::default();
     if let Some(v) = t.free_failures {
@@ -481,6 +493,20 @@ mod test {
     }
 
     #[test]
+    fn delivery_tun_takes_a_prefix_or_the_default() {
+        let load = |text: &'static str| {
+            let src = Source::from_text("/etc/pns.yaml", text);
+            from_source(&src, users(USERS)).unwrap()
+        };
+        let c = load("users_file: u.yaml\ndelivery: tun\n");
+        assert_eq!((c.tun.as_deref(), c.responder), (Some("pns"), Some(false)));
+        let c = load("users_file: u.yaml\ndelivery: tun\ntun: call%d\n");
+        assert_eq!(c.tun.as_deref(), Some("call%d"));
+        let c = load("users_file: u.yaml\ndelivery: responder\n");
+        assert_eq!((c.tun.as_deref(), c.responder), (None, Some(true)));
+    }
+
+    #[test]
     fn full_file() {
         let src = Source::from_text(
             "/etc/pns.yaml",
@@ -547,7 +573,8 @@ mod test {
             ("pool: 10.0.0.9-10.0.0.1\n", USERS, "empty range"),
             ("dns: [1.1.1.1, 2.2.2.2, 3.3.3.3]\n", USERS, "at most two"),
             ("dns: [not-an-ip]\n", USERS, "dns"),
-            ("delivery: tun\n", USERS, "not available in this build"),
+            ("delivery: tunnel\n", USERS, "expected responder, tun or none"),
+            ("tun: ppp\n", USERS, "set only with `delivery: tun`"),
             ("throttle: {lockout_after: 0}\n", USERS, "at least 1"),
             ("throttle: {lockout_s: -1}\n", USERS, "expected seconds"),
             ("throttle: {base_delay_ms: 10, max_delay_ms: 1}\n", USERS, "smaller than"),

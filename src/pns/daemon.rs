@@ -237,9 +237,15 @@ pub fn options(a: &PnsArgs) -> Result<PnsOptions, String> {
             Ipv4Addr::new(192, 168, 77, 50),
         )),
     };
-    let tun = match &a.tun {
+    // Flags win over the file: --responder turns the file's `delivery: tun` off, --tun sets it.
+    let tun_req = match (&a.tun, a.responder) {
+        (Some(t), _) => Some(t.clone()),
+        (None, true) => None,
+        (None, false) => f.tun.clone(),
+    };
+    let tun = match &tun_req {
         None => None,
-        Some(_) if a.responder => {
+        Some(_) if a.responder && a.tun.is_some() => {
             return Err(
                 "--tun cannot be combined with --responder: each call's IP goes either \
                         to its TUN or to the built-in responder"
@@ -267,7 +273,7 @@ pub fn options(a: &PnsArgs) -> Result<PnsOptions, String> {
         stateless: a.stateless,
         mppc,
         pool,
-        responder: a.tun.is_none() && (a.responder || f.responder.unwrap_or(false)),
+        responder: tun_req.is_none() && (a.responder || f.responder.unwrap_or(false)),
         tun,
         extra: PnsExtra {
             users: file_users,
