@@ -310,11 +310,9 @@ fn permissive(auth: &str, stateless: &str) -> String {
     )
 }
 
-/// One chain per auth method (the PNS demands it; see below), the dial side requiring each
-/// MPPE/MPPC combination in turn. Known limit: a PNS demanding several methods and a client
-/// that accepts only a later one does not converge over the real chain (LCP stays in
-/// Establish: the Configure-Nak walk-down works in ppp::lcp's unit test but not end to end),
-/// so the matrix does not rely on it.
+/// One chain per auth method (the PNS demands it), the dial side requiring each MPPE/MPPC
+/// combination in turn. A PNS demanding several methods is covered by
+/// `pns_demands_several_methods_client_accepts_a_later_one`.
 fn matrix(index: u8, auth: &'static str, stateless: bool) {
     let pns = permissive(auth, if stateless { "required" } else { "allowed" });
     let mut chain = Chain::start(index, &["--speed", "115200"], PnsSetup::Yaml(&pns));
@@ -543,5 +541,53 @@ fn wrong_password_five_times_locks_out_until_expiry() {
     );
     let (code, json, err) = chain.dial(&["--user", "alice:secret", "--ping", "2"]);
     assert_eq!(code, 0, "after the lockout: {json}\n{err}");
+    chain.assert_healthy();
+}
+
+/// The PNS demands several methods, the client accepts only later ones: the LCP
+/// Configure-Nak walk-down (RFC 1661 6.3) must converge over the real chain.
+#[test]
+fn pns_demands_several_methods_client_accepts_a_later_one() {
+    let pns = permissive("mschapv2, mschap, chap, pap", "allowed");
+    let mut chain = Chain::start(13, &["--speed", "115200"], PnsSetup::Yaml(&pns));
+    for (auth, mppe) in [
+        ("chap", None),
+        ("chap", Some("none")),
+        ("mschap", None),
+        ("mschap", Some("128")),
+        ("pap", None),
+        ("pap, chap", None),
+    ] {
+        let mut args = vec!["--user", "alice:secret", "--auth", auth, "--ping", "1"];
+        if let Some(m) = mppe {
+            args.extend(["--mppe", m]);
+        }
+        let (code, json, err) = chain.dial(&args);
+        assert_eq!(code, 0, "{auth}: {json}\n{err}");
+        let want = auth.split(',').next().unwrap_or("").trim();
+        assert_eq!(field(&json, "auth"), want, "{json}");
+    }
+    chain.assert_healthy();
+    drop(chain);
+    // The same list on the PNS command line (`--auth` takes a list as dial's does).
+    let mut chain = Chain::start(
+        14,
+        &["--speed", "115200"],
+        PnsSetup::Flags(&[
+            "--user",
+            "alice:secret",
+            "--auth",
+            "mschapv2,chap",
+            "--mppe",
+            "none",
+            "--responder",
+        ]),
+    );
+    for auth in ["chap", "mschapv2"] {
+        let (code, json, err) =
+            chain.dial(&["--user", "alice:secret", "--auth", auth, "--ping", "1"]);
+        assert_eq!(code, 0, "{auth}: {json}\n{err}");
+        assert_eq!(field(&json, "auth"), auth, "{json}");
+    }
     chain.assert_healthy();
 }

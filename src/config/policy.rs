@@ -18,6 +18,24 @@ pub fn parse_auth(s: &str) -> Result<AuthMethod, String> {
     }
 }
 
+/// Parses a comma-separated `--auth` list (`mschapv2,chap`), most preferred first, the same
+/// way on every subcommand: the PNS demands these methods in order (walking down its list on
+/// the client's Configure-Nak, RFC 1661 6.3), a client accepts them. Duplicates are dropped;
+/// an empty list is an error.
+pub fn parse_auth_list(s: &str) -> Result<Vec<AuthMethod>, String> {
+    let mut v: Vec<AuthMethod> = Vec::new();
+    for part in s.split(',') {
+        let m = parse_auth(part.trim())?;
+        if !v.contains(&m) {
+            v.push(m);
+        }
+    }
+    if v.is_empty() {
+        return Err("--auth: no method".to_string());
+    }
+    Ok(v)
+}
+
 /// Parses `--mppe none|40|56|128` into the key length (`None` = no MPPE).
 pub fn parse_mppe(s: &str) -> Result<Option<u16>, String> {
     match s {
@@ -80,6 +98,15 @@ mod test {
     fn flags_parse_and_reject() {
         assert_eq!(parse_auth("mschap"), Ok(AuthMethod::MsChapV1));
         assert!(parse_auth("eap").unwrap_err().contains("--auth eap"));
+        assert_eq!(
+            parse_auth_list("mschapv2, chap,mschapv2"),
+            Ok(vec![AuthMethod::MsChapV2, AuthMethod::ChapMd5])
+        );
+        assert_eq!(parse_auth_list("pap"), Ok(vec![AuthMethod::Pap]));
+        assert!(parse_auth_list("chap,eap")
+            .unwrap_err()
+            .contains("--auth eap"));
+        assert!(parse_auth_list("").is_err());
         assert_eq!(parse_mppe("56"), Ok(Some(56)));
         assert_eq!(parse_mppe("none"), Ok(None));
         assert!(parse_mppe("64").is_err());

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
-use crate::config::policy::{apply_ccp, parse_auth, parse_mppc, parse_mppe, parse_user};
+use crate::config::policy::{apply_ccp, parse_auth_list, parse_mppc, parse_mppe, parse_user};
 use crate::io::line::{open_serial, ModemIo};
 use crate::modem::control::Action;
 use crate::modem::result::ConnectInfo;
@@ -201,10 +201,7 @@ pub fn options(cli: &DialArgs) -> Result<DialOptions, String> {
             AuthMethod::ChapMd5,
             AuthMethod::Pap,
         ],
-        Some(list) => list
-            .split(',')
-            .map(|s| parse_auth(s.trim()))
-            .collect::<Result<_, _>>()?,
+        Some(list) => parse_auth_list(list)?,
     };
     if accept.is_empty() {
         return Err("--auth: no method".into());

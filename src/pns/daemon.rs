@@ -26,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
-use crate::config::policy::{apply_ccp, parse_auth, parse_mppc, parse_mppe, parse_user};
+use crate::config::policy::{apply_ccp, parse_auth_list, parse_mppc, parse_mppe, parse_user};
 use crate::io::gre_transport::{GreTransport, RawGreSocket, RecvBatch};
 use crate::io::tun::{mtu_for, Tun};
 use crate::pac::gre::{GreChannel, GreDatagram};
@@ -55,7 +55,8 @@ pub struct PnsArgs {
     /// A user as NAME:PASSWORD (repeatable; added to the users file's).
     #[arg(long = "user")]
     pub users: Vec<String>,
-    /// Authentication demanded: pap, chap, mschap or mschapv2 [default: mschapv2].
+    /// Authentication demanded: pap, chap, mschap or mschapv2, or a comma-separated list in
+    /// order of preference (`mschapv2,chap`) [default: mschapv2].
     #[arg(long)]
     pub auth: Option<String>,
     /// MPPE: none, 40, 56 or 128 (required at that key length) [default: 128].
@@ -183,7 +184,13 @@ pub fn options(a: &PnsArgs) -> Result<PnsOptions, String> {
     };
     let f = file.clone().unwrap_or_default();
     let (auth, more_auth) = match (&a.auth, &f.auth) {
-        (Some(s), _) => (parse_auth(s)?, Vec::new()),
+        (Some(s), _) => {
+            let list = parse_auth_list(s)?;
+            match list.split_first() {
+                Some((first, rest)) => (*first, rest.to_vec()),
+                None => (AuthMethod::MsChapV2, Vec::new()),
+            }
+        }
         (None, Some(list)) => match list.split_first() {
             Some((first, rest)) => (*first, rest.to_vec()),
             None => (AuthMethod::MsChapV2, Vec::new()),
