@@ -905,3 +905,29 @@ fn mschap_retry_r1_then_r0_ends_with_the_reason() {
         )))
     );
 }
+
+/// The client requires MPPE, the server has CCP disabled: the client fails with a CCP reason
+/// and the server can tell its operator why (it refused the peer's CCP, and the peer's
+/// Terminate-Request text), not only that the link went down.
+#[test]
+fn server_explains_a_ccp_refusal_it_caused() {
+    let mut c = client(ALL, "s3cret");
+    c.ccp.mppe = MppeMode::Required;
+    let mut s = server(&[AuthMethod::MsChapV2]);
+    s.ccp.mppe = MppeMode::Disabled;
+    s.ccp.mppc = false;
+    let mut pair = Pair::new(c, s, 77, 0);
+    let outcome = pair.run();
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Down((_, DownReason::Ccp(_) | DownReason::CcpTimeout))
+        ),
+        "{outcome:?}"
+    );
+    pair.run_until_dead();
+    let detail = pair.server.down_detail().unwrap_or_default();
+    assert!(detail.contains("CCP"), "{detail}");
+    assert!(detail.contains("Terminate-Request"), "{detail}");
+    assert_eq!(pair.client.down_detail(), None);
+}

@@ -887,7 +887,15 @@ async fn connection(
                 }
                 Event::CallDown { call_id, end } => {
                     if let Some(mut c) = calls.remove(&call_id) {
+                        let link_was_up = c.session.down_reason().is_none();
                         c.session.lower_down(now);
+                        // The call ended under a link that had not gone down yet: say what
+                        // the PPP side knew (e.g. the peer's CCP refused here), or the
+                        // reason is lost with the call.
+                        let detail = c.session.engine().down_detail();
+                        if let Some(detail) = detail.filter(|_| link_was_up) {
+                            tracing::warn!(parent: &c.span, %detail, "PPP down with the call");
+                        }
                         end_call(&shared, peer_ip, call_id, &mut c);
                         tracing::info!(parent: &c.span, ?end, "call down");
                         shared.monitor.emit(PnsEvent::CallDown {
@@ -1178,7 +1186,12 @@ async fn pump_call(shared: &Shared, peer_ip: Ipv4Addr, call_id: u16, c: &mut Cal
                     reason: reason.to_string(),
                     auth_failed,
                 });
-                tracing::info!(parent: &c.span, %reason, "PPP down");
+                match c.session.engine().down_detail() {
+                    Some(detail) => {
+                        tracing::warn!(parent: &c.span, %reason, %detail, "PPP down")
+                    }
+                    None => tracing::info!(parent: &c.span, %reason, "PPP down"),
+                }
                 // Clear the call a moment later, once the Terminate is through.
                 c.clear_at = Some(now + Duration::from_millis(500));
             }

@@ -269,6 +269,10 @@ pub struct Engine {
     ipcp: Fsm<IpcpNegotiator>,
     ccp: Option<Fsm<CcpNegotiator>>,
     ccp_result: Option<CcpResult>,
+    /// We Protocol-Rejected the peer's CCP (our CCP/MPPE/MPPC is disabled).
+    ccp_refused: bool,
+    /// The text of the peer's last LCP Terminate-Request (sanitised, bounded).
+    peer_terminate: Option<String>,
     tx: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
     down_reason: Option<DownReason>,
@@ -307,6 +311,8 @@ impl Engine {
             ipcp,
             ccp: None,
             ccp_result: None,
+            ccp_refused: false,
+            peer_terminate: None,
             tx: VecDeque::new(),
             events: VecDeque::new(),
             down_reason: None,
@@ -369,6 +375,24 @@ impl Engine {
     /// Why the link went down, once it did.
     pub fn down_reason(&self) -> Option<&DownReason> {
         self.down_reason.as_ref()
+    }
+
+    /// What else this side knows about why the link went down, for the operator's log: the
+    /// negotiation this side refused (the peer's CCP while ours is disabled) and the text of
+    /// the peer's Terminate-Request. `None` when there is nothing to add to
+    /// [`Engine::down_reason`].
+    pub fn down_detail(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.ccp_refused {
+            parts.push(
+                "peer asked for CCP (MPPE/MPPC), which is disabled here (Protocol-Reject sent)"
+                    .to_string(),
+            );
+        }
+        if let Some(t) = &self.peer_terminate {
+            parts.push(format!("peer's Terminate-Request: {t:?}"));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 
     /// Whether network-layer packets may pass now.
@@ -453,6 +477,8 @@ impl Engine {
     /// The call is up: start LCP (lower layer Up, administrative Open).
     pub fn open(&mut self, now: Instant) {
         self.down_reason = None;
+        self.ccp_refused = false;
+        self.peer_terminate = None;
         self.phase = Phase::Establish;
         self.lcp.fsm_mut().open(now);
         self.lcp.fsm_mut().up(now);
@@ -518,7 +544,10 @@ impl Engine {
         };
         let mut out = None;
         match repr.protocol {
-            Protocol::Lcp => self.lcp.handle_packet(now, repr.payload),
+            Protocol::Lcp => {
+                self.note_terminate_request(repr.payload);
+                self.lcp.handle_packet(now, repr.payload)
+            }
             // RFC 1661 section 3.2: "Any non-LCP packets received during this phase MUST be
             // silently discarded" (Establish); the same holds in Dead.
             _ if matches!(self.phase, Phase::Dead | Phase::Establish) => {}
@@ -539,7 +568,10 @@ impl Engine {
                         }
                     }
                 }
-                None => self.protocol_reject(repr.protocol, repr.payload),
+                None => {
+                    self.ccp_refused = true;
+                    self.protocol_reject(repr.protocol, repr.payload)
+                }
             },
             Protocol::Ipv4 | Protocol::CompressedDatagram => {
                 let plain_on_encrypted = self.rx_encrypted() && repr.protocol == Protocol::Ipv4;
@@ -810,6 +842,36 @@ impl Engine {
                 "Authentication protocol refused",
             ),
         }
+    }
+
+    /// Keeps the text of a received LCP Terminate-Request (RFC 1661 5.5: the Data field is
+    /// "zero or more octets ... for use by the sender"; peers such as ours put the reason
+    /// there), printable ASCII only and at most 120 characters.
+    fn note_terminate_request(&mut self, payload: &[u8]) {
+        const TERMINATE_REQUEST: u8 = 5;
+        if payload.first() != Some(&TERMINATE_REQUEST) {
+            return;
+        }
+        let len = payload
+            .get(2..4)
+            .and_then(|l| <[u8; 2]>::try_from(l).ok())
+            .map_or(0, |l| usize::from(u16::from_be_bytes(l)));
+        let data = payload.get(4..len.min(payload.len())).unwrap_or(&[]);
+        if data.is_empty() {
+            return;
+        }
+        let text: String = data
+            .iter()
+            .take(120)
+            .map(|&b| {
+                if (0x20..0x7f).contains(&b) {
+                    char::from(b)
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        self.peer_terminate = Some(text);
     }
 
     fn enter_dead(&mut self) {
