@@ -455,13 +455,13 @@ fn mismatched_policies_fail_with_exit_6_on_both_sides() {
     let (code, json, err) = chain.dial(&["--user", "alice:secret", "--mppe", "128", "--ping", "1"]);
     assert_eq!(code, 6, "{json}\n{err}");
     // The client gives up on CCP and hangs up: the PNS sees the call end and logs why on
-    // the call's span (it refused the client's CCP).
+    // the call's span (the client's Terminate-Request text).
     wait_until("PNS sees the call end", Duration::from_secs(10), || {
         chain.pns_log().contains("call down")
     });
     let log = chain.pns_log();
     assert!(
-        log.contains("peer asked for CCP (MPPE/MPPC), which is disabled here"),
+        log.contains("PPP down with the call") && log.contains("MPPE negotiation failed"),
         "{}",
         tail(&log)
     );
