@@ -11,56 +11,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_pptp-nas")
-}
-
-struct Kill(std::process::Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(path: &Path) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn require_root() {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let uid = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("?");
-    assert_eq!(
-        uid, "0",
-        "`pptp-nas pac` and `pptp-nas pns` need root (raw GRE sockets); run the tests as root, as .ci/run does"
-    );
-}
-
-fn status_json(sock: &Path) -> serde_json::Value {
-    let out = Command::new(bin())
-        .args(["status", "--json", "--socket"])
-        .arg(sock)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "status: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+mod common;
+use common::procs::{bin, require_root, status_json, wait_for, Kill};
 
 /// Loopback addresses unique to this test process (PAC, PNS).
 fn addrs() -> (String, String) {

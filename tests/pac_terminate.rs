@@ -13,57 +13,8 @@ use pptp_nas::io::line::open_serial;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_pptp-nas")
-}
-
-struct Kill(std::process::Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(path: &Path) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn require_root() {
-    // SAFETY-free check: root is uid 0 in /proc/self/status.
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let uid = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("?");
-    assert_eq!(
-        uid, "0",
-        "`pptp-nas pac` needs root (raw GRE socket); run the tests as root, as .ci/run does"
-    );
-}
-
-fn status_json(sock: &Path) -> serde_json::Value {
-    let out = Command::new(bin())
-        .args(["status", "--json", "--socket"])
-        .arg(sock)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "status: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+mod common;
+use common::procs::{bin, require_root, status_json, wait_for, Kill};
 
 async fn expect(dev: &mut tokio_serial::SerialStream, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -12,6 +12,8 @@
 
 #![allow(dead_code)]
 
+pub mod procs;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
